@@ -1,0 +1,106 @@
+//! Encoding and decoding of the wire types: the only place that knows bincode.
+//!
+//! Decoding is always bounded: the caller passes the largest number of bytes
+//! it accepts, and bincode's limit stops a hostile length prefix from causing
+//! a huge allocation.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Why a value could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecError(pub String);
+
+impl std::fmt::Display for CodecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CodecError {}
+
+const fn config<const LIMIT: usize>()
+-> bincode::config::Configuration<bincode::config::LittleEndian, bincode::config::Varint, bincode::config::Limit<LIMIT>>
+{
+    bincode::config::standard().with_limit::<LIMIT>()
+}
+
+/// The largest encoded value accepted by [`decode`]: 256 MiB. Callers bound
+/// the input far more tightly by checking `bytes.len()` first; this limit
+/// guards against length prefixes inside the value.
+pub const MAX_DECODE: usize = 256 << 20;
+
+/// Encode a wire value.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, config::<MAX_DECODE>())
+        .map_err(|e| CodecError(format!("cannot encode: {e}")))
+}
+
+/// Decode a wire value from at most `max_len` bytes. Trailing bytes, a value
+/// that claims more bytes than are present, and inputs over `max_len` are errors.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], max_len: usize) -> Result<T, CodecError> {
+    if bytes.len() > max_len {
+        return Err(CodecError(format!(
+            "{} bytes exceed the limit of {max_len} bytes",
+            bytes.len()
+        )));
+    }
+    let (value, read) = bincode::serde::decode_from_slice::<T, _>(bytes, config::<MAX_DECODE>())
+        .map_err(|e| CodecError(format!("malformed bytes: {e}")))?;
+    if read != bytes.len() {
+        return Err(CodecError(format!(
+            "malformed bytes: {} trailing bytes after the value",
+            bytes.len() - read
+        )));
+    }
+    Ok(value)
+}
+
+/// Pack a pointer and a length into one `u64` (pointer in the high half).
+pub fn pack(ptr: u32, len: u32) -> u64 {
+    ((ptr as u64) << 32) | len as u64
+}
+
+/// Split a value made by [`pack`].
+pub fn unpack(packed: u64) -> (u32, u32) {
+    ((packed >> 32) as u32, packed as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::*;
+
+    #[test]
+    fn round_trip() {
+        let req = FetchRequest {
+            request: WireRequest {
+                method: "GET".into(),
+                url: "https://a/b".into(),
+                headers: vec![("x".into(), "y".into())],
+                body: vec![1, 2, 3],
+            },
+            client_cert: ClientCertChoice::Binding("B".into()),
+            timeout_ms: Some(5),
+        };
+        let bytes = encode(&req).unwrap();
+        assert_eq!(decode::<FetchRequest>(&bytes, 1024).unwrap(), req);
+    }
+
+    #[test]
+    fn garbage_and_hostile_lengths_are_errors() {
+        assert!(decode::<FetchRequest>(&[0xff; 64], 1024).is_err());
+        // A varint length prefix claiming ~2^60 bytes must not allocate.
+        let hostile = [3u8, 0xff, 0, 0, 0, 0, 0, 0, 0x10];
+        assert!(decode::<WireRequest>(&hostile, 1024).is_err());
+        let ok = encode(&WireResponse::default()).unwrap();
+        let mut trailing = ok.clone();
+        trailing.push(0);
+        assert!(decode::<WireResponse>(&trailing, 1024).is_err());
+        assert!(decode::<WireResponse>(&ok, 1).is_err());
+    }
+
+    #[test]
+    fn pack_round_trip() {
+        assert_eq!(unpack(pack(0xdead_beef, 42)), (0xdead_beef, 42));
+    }
+}

@@ -1,0 +1,171 @@
+//! The wasm engine: compiling worker modules once, and running each request
+//! in a fresh instance from a pre-linked `InstancePre` with the pooling
+//! allocator, epoch-based CPU limits and per-store memory limits.
+
+mod abi;
+mod cache;
+mod invoke;
+pub mod state;
+
+pub use invoke::InvokeError;
+pub use state::CallContext;
+
+use crate::limits::MAX_MEMORY_MB;
+use state::RequestState;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::{
+    Config, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig,
+};
+
+/// How often the epoch advances; the CPU limit is checked at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Most instances alive at once (pool slots).
+    pub max_instances: u32,
+    /// Directory of the compiled-module cache, if any.
+    pub module_cache: Option<PathBuf>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            max_instances: 1000,
+            module_cache: None,
+        }
+    }
+}
+
+/// Why a module could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the module: {source}; build it first (sigil build, or cargo build --target wasm32-wasip1)")]
+    Read {
+        /// The module path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid wasm, or does not link against Sigil's imports.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The module path.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The shared wasm engine.
+pub struct Engine {
+    engine: wasmtime::Engine,
+    linker: Linker<RequestState>,
+    cache: cache::ModuleCache,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled worker module, ready to instantiate without relinking.
+#[derive(Clone)]
+pub struct WorkerModule {
+    pre: InstancePre<RequestState>,
+    /// SHA-256 of the module bytes (hex), for logs and change detection.
+    pub digest: Arc<str>,
+}
+
+impl Engine {
+    /// Create the engine, its linker and the epoch ticker thread.
+    pub fn new(settings: &EngineSettings) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::new();
+        let n = settings.max_instances.max(1);
+        pool.total_core_instances(n)
+            .total_memories(n)
+            .total_tables(n)
+            .total_stacks(n)
+            .max_memory_size((MAX_MEMORY_MB << 20) as usize);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = wasmtime::Engine::new(&config)?;
+        let mut linker: Linker<RequestState> = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)?;
+        abi::add_to_linker(&mut linker)?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
+        std::thread::Builder::new()
+            .name("sigil-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })?;
+        let cache = cache::ModuleCache::new(settings.module_cache.clone(), &engine);
+        Ok(Engine {
+            engine,
+            linker,
+            cache,
+            stop_ticker,
+        })
+    }
+
+    /// The underlying wasmtime engine.
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+
+    /// Compile (or load from the cache) the module at `path` and pre-link it.
+    pub fn load_module(&self, path: &Path) -> Result<WorkerModule, ModuleError> {
+        let bytes = std::fs::read(path).map_err(|source| ModuleError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.load_module_bytes(path, &bytes)
+    }
+
+    /// Compile (or load from the cache) module `bytes` read from `path`.
+    pub fn load_module_bytes(&self, path: &Path, bytes: &[u8]) -> Result<WorkerModule, ModuleError> {
+        let invalid = |message: String| ModuleError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let (module, digest) = self
+            .cache
+            .get_or_compile(&self.engine, bytes)
+            .map_err(|e| invalid(format!("not a valid wasm module: {e:#}")))?;
+        check_exports(&module).map_err(invalid)?;
+        let pre = self.linker.instantiate_pre(&module).map_err(|e| {
+            invalid(format!(
+                "cannot link: {e:#}; workers may import only WASI preview 1 and sigil.* (build with sigil-sdk for wasm32-wasip1)"
+            ))
+        })?;
+        Ok(WorkerModule {
+            pre,
+            digest: digest.into(),
+        })
+    }
+}
+
+fn check_exports(module: &Module) -> Result<(), String> {
+    for name in ["memory", "sigil_alloc", "sigil_handle", "sigil_abi_version"] {
+        if module.get_export(name).is_none() {
+            return Err(format!(
+                "the module does not export `{name}`; is it a Sigil worker? (export its handler with sigil_sdk::export_handler!)"
+            ));
+        }
+    }
+    Ok(())
+}

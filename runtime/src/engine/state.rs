@@ -1,0 +1,219 @@
+//! What one request's wasm `Store` carries: WASI, the memory limiter, the CPU
+//! meter, the subrequests in flight and the context the host calls need.
+
+use crate::limits::Limits;
+use crate::outbound::WorkerOutbound;
+use crate::inbound::forward::ForwardedClientCert;
+use sigil_sdk::wire::FetchResult;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+/// Everything about the inbound request that host calls need.
+#[derive(Clone)]
+pub struct CallContext {
+    /// The worker's name.
+    pub worker: Arc<str>,
+    /// The request id used in logs.
+    pub request_id: Arc<str>,
+    /// The worker's limits.
+    pub limits: Limits,
+    /// The worker's outbound view (bindings, allowed hosts, clients).
+    pub outbound: Arc<WorkerOutbound>,
+    /// The inbound client certificate to forward to origins, when the
+    /// hostname forwards it.
+    pub forward: Option<Arc<ForwardedClientCert>>,
+    /// When the request must be finished.
+    pub deadline: Instant,
+}
+
+/// A memory limiter that remembers whether it refused to grow, so a trap
+/// after an allocation failure can be reported as the memory limit.
+pub struct MemoryLimiter {
+    inner: StoreLimits,
+    /// Set once a growth past the limit was refused.
+    pub refused: bool,
+}
+
+impl MemoryLimiter {
+    fn new(memory_bytes: u64) -> Self {
+        MemoryLimiter {
+            inner: StoreLimitsBuilder::new()
+                .memory_size(memory_bytes as usize)
+                .instances(1)
+                .trap_on_grow_failure(false)
+                .build(),
+            refused: false,
+        }
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = self.inner.memory_growing(current, desired, maximum)?;
+        if !ok {
+            self.refused = true;
+        }
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// Measures the time a request spends running wasm (not waiting on host I/O
+/// or on the executor), checked at every epoch tick.
+pub struct CpuMeter {
+    used: Duration,
+    resumed_at: Arc<Mutex<Instant>>,
+}
+
+impl CpuMeter {
+    fn new() -> Self {
+        CpuMeter {
+            used: Duration::ZERO,
+            resumed_at: Arc::new(Mutex::new(Instant::now())),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Instant> {
+        self.resumed_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wasm stops running (a host call awaits I/O): count the time so far.
+    pub fn pause(&mut self) {
+        let resumed = *self.lock();
+        self.used += resumed.elapsed();
+    }
+
+    /// Wasm runs again from now.
+    pub fn resume(&mut self) {
+        *self.lock() = Instant::now();
+    }
+
+    /// Count the running time up to now, and return the total.
+    pub fn tick(&mut self) -> Duration {
+        self.pause();
+        self.resume();
+        self.used
+    }
+
+    /// A handle that restarts the clock after an executor yield.
+    pub fn resume_handle(&self) -> Arc<Mutex<Instant>> {
+        self.resumed_at.clone()
+    }
+
+    /// Total running time counted so far.
+    pub fn used(&self) -> Duration {
+        self.used
+    }
+}
+
+/// A subrequest started by the guest.
+pub enum FetchSlot {
+    /// Still running on the executor.
+    Running(tokio::task::JoinHandle<FetchResult>),
+    /// Finished; its encoded result waits for `fetch_read`.
+    Done(Vec<u8>),
+}
+
+/// The subrequests of one request, by handle. Dropping it aborts any still running.
+#[derive(Default)]
+pub struct Fetches {
+    next: u32,
+    /// The subrequests by handle.
+    pub slots: HashMap<u32, FetchSlot>,
+    /// Subrequests started so far (for the limit).
+    pub started: u32,
+}
+
+impl Fetches {
+    /// Store a slot and return its handle.
+    pub fn insert(&mut self, slot: FetchSlot) -> u32 {
+        let handle = self.next;
+        self.next = self.next.wrapping_add(1);
+        self.slots.insert(handle, slot);
+        handle
+    }
+}
+
+impl Drop for Fetches {
+    fn drop(&mut self) {
+        for slot in self.slots.values() {
+            if let FetchSlot::Running(task) = slot {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// The data of one request's `Store`.
+pub struct RequestState {
+    /// WASI preview 1 context (stdout/stderr captured).
+    pub wasi: WasiP1Ctx,
+    /// The memory limiter.
+    pub memory: MemoryLimiter,
+    /// The CPU meter.
+    pub cpu: CpuMeter,
+    /// Context for host calls.
+    pub call: CallContext,
+    /// Subrequests in flight or finished.
+    pub fetches: Fetches,
+    /// The guest's panic message, if it panicked.
+    pub panic_message: Option<String>,
+    /// Captured stdout.
+    pub stdout: MemoryOutputPipe,
+    /// Captured stderr.
+    pub stderr: MemoryOutputPipe,
+}
+
+/// How much guest stdout/stderr is kept per request.
+const OUTPUT_CAPACITY: usize = 1 << 20;
+
+impl RequestState {
+    /// Fresh state for one request.
+    pub fn new(call: CallContext) -> Self {
+        let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+        let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build_p1();
+        RequestState {
+            wasi,
+            memory: MemoryLimiter::new(call.limits.memory_bytes),
+            cpu: CpuMeter::new(),
+            call,
+            fetches: Fetches::default(),
+            panic_message: None,
+            stdout,
+            stderr,
+        }
+    }
+}
