@@ -32,6 +32,8 @@ pub struct Worker {
     pub limits: Limits,
     /// Its outbound view.
     pub outbound: Arc<WorkerOutbound>,
+    /// Its variables (WASI environment).
+    pub vars: Arc<[(String, String)]>,
 }
 
 /// A worker's Sigil-issued identity, renewed in place.
@@ -296,6 +298,7 @@ pub fn build(m: &LoadedManifest, engine: &Engine) -> Result<Generation, Manifest
                     module,
                     limits: defaults.with(&w.limits),
                     outbound,
+                    vars: w.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 }),
             );
         }

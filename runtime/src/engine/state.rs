@@ -28,6 +28,8 @@ pub struct CallContext {
     pub forward: Option<Arc<ForwardedClientCert>>,
     /// When the request must be finished.
     pub deadline: Instant,
+    /// The worker's variables, exposed as environment variables.
+    pub vars: Arc<[(String, String)]>,
 }
 
 /// A memory limiter that remembers whether it refused to grow, so a trap
@@ -204,6 +206,7 @@ impl RequestState {
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
+            .envs(&call.vars)
             .build_p1();
         RequestState {
             wasi,

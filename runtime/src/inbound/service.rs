@@ -200,6 +200,7 @@ async fn serve_inner(runtime: &Runtime, conn: &ConnectionInfo, mut req: Request<
         outbound: worker.outbound.clone(),
         forward: conn.forward.clone(),
         deadline: Instant::now() + worker.limits.timeout,
+        vars: worker.vars.clone(),
     };
     match runtime.engine().invoke(&worker.module, call, &invocation).await {
         Ok(wire) => {

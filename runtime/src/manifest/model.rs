@@ -182,6 +182,9 @@ pub struct WorkerSection {
     /// Limit overrides for this worker.
     #[serde(default)]
     pub limits: LimitOverrides,
+    /// Variables the worker reads as environment variables (`std::env::var`).
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
 }
 
 /// The certificate name that refers to a worker's own Sigil identity.

@@ -1,0 +1,114 @@
+//! Test worker for the end-to-end tests. The path picks the behaviour:
+//!
+//! - `/auth`: the inbound client-certificate details, one `key=value` per line
+//! - `/fetch`: subrequests described by headers (`x-fetch-url`, `x-fetch-binding`
+//!   = a binding name, `none`, or absent for the default; `x-fetch-count` run in
+//!   parallel; `x-fetch-timeout-ms`; `x-fetch-header` = `name: value` added to the
+//!   subrequest); one line per outcome: `ok <status> <body>` or `err <Debug>`
+//! - `/spin`: loops forever; `/alloc`: allocates without bound; `/panic`: panics;
+//!   `/big?<bytes>`: returns a body of that many bytes; `/garbage`: calls the host
+//!   with garbage bytes; `/exit`: calls `exit(3)`; `/headers`: echoes request headers
+//! - anything else: `probe ok`
+
+use sigil_sdk::{Fetch, Request, Response, fetch_all};
+use std::time::Duration;
+
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "sigil")]
+unsafe extern "C" {
+    #[link_name = "fetch_start"]
+    fn raw_fetch_start(ptr: *const u8, len: usize) -> i64;
+}
+
+fn auth(req: &Request) -> Response {
+    let Some(a) = req.client_auth() else {
+        return Response::ok("client_auth=none\n");
+    };
+    let body = format!(
+        "presented={}\nverified={}\nrevoked={}\nsubject={}\nissuer={}\nserial={}\nfingerprint={}\nnot_before={}\nnot_after={}\ndns={}\nuri={}\nspiffe={}\n",
+        a.cert_presented,
+        a.cert_verified,
+        a.cert_revoked,
+        a.cert_subject_dn,
+        a.cert_issuer_dn,
+        a.cert_serial,
+        a.cert_fingerprint_sha256,
+        a.cert_not_before,
+        a.cert_not_after,
+        a.dns_sans.join(","),
+        a.uri_sans.join(","),
+        a.spiffe_id.clone().unwrap_or_default()
+    );
+    Response::ok(body)
+}
+
+fn fetches(req: &Request) -> Response {
+    let url = req.header("x-fetch-url").unwrap_or("").to_string();
+    let count: usize = req.header("x-fetch-count").and_then(|c| c.parse().ok()).unwrap_or(1);
+    let mut template = Fetch::new(Request::get(url.clone()));
+    if let Some(h) = req.header("x-fetch-header") {
+        if let Some((k, v)) = h.split_once(':') {
+            template = Fetch::new(Request::get(url.clone()).with_header(k.trim(), v.trim()));
+        }
+    }
+    template = match req.header("x-fetch-binding") {
+        Some("none") => template.no_client_cert(),
+        Some(name) => template.binding(name),
+        None => template,
+    };
+    if let Some(ms) = req.header("x-fetch-timeout-ms").and_then(|t| t.parse().ok()) {
+        template = template.timeout(Duration::from_millis(ms));
+    }
+    let mut out = String::new();
+    for result in fetch_all((0..count).map(|_| template.clone())) {
+        match result {
+            Ok(r) => out.push_str(&format!("ok {} {}\n", r.status(), r.text_body().trim_end())),
+            Err(e) => out.push_str(&format!("err {e:?}\n")),
+        }
+    }
+    Response::ok(out)
+}
+
+fn handle(req: Request) -> Response {
+    match req.path().trim_start_matches("/probe") {
+        "/auth" => auth(&req),
+        "/fetch" => fetches(&req),
+        "/spin" => {
+            let mut x: u64 = 0;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        "/alloc" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "/panic" => panic!("probe was asked to panic"),
+        "/big" => {
+            let n: usize = req.query().and_then(|q| q.parse().ok()).unwrap_or(0);
+            Response::ok("").with_body(vec![b'x'; n])
+        }
+        "/garbage" => {
+            #[cfg(target_arch = "wasm32")]
+            unsafe {
+                let junk = [0xffu8; 64];
+                raw_fetch_start(junk.as_ptr(), junk.len());
+            }
+            Response::ok("the host accepted garbage\n")
+        }
+        "/exit" => std::process::exit(3),
+        "/headers" => {
+            let mut out = String::new();
+            for (k, v) in req.headers().iter() {
+                out.push_str(&format!("{k}: {v}\n"));
+            }
+            Response::ok(out)
+        }
+        _ => Response::ok("probe ok\n"),
+    }
+}
+
+sigil_sdk::export_handler!(handle);

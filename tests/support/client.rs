@@ -1,0 +1,104 @@
+//! TLS clients for the tests: reqwest over a rustls config we control, and
+//! raw hyper connections for SNI / Host / HTTP/2 reuse cases.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
+use rustls::{ClientConfig, RootCertStore};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// A rustls client config trusting `ca` and presenting `client` (cert, key) if given.
+pub fn tls_config(ca: &Path, client: Option<(&Path, &Path)>, alpn: &[&[u8]]) -> ClientConfig {
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match client {
+        Some((cert, key)) => {
+            let chain: Vec<_> = CertificateDer::pem_file_iter(cert).unwrap().map(|c| c.unwrap()).collect();
+            let key = PrivateKeyDer::from_pem_file(key).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
+}
+
+/// A reqwest client that resolves `hosts` to `addr`, trusts `ca` and presents `client`.
+pub fn https_client(addr: SocketAddr, hosts: &[&str], ca: &Path, client: Option<(&Path, &Path)>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config(ca, client, &[b"h2", b"http/1.1"]))
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(30));
+    for h in hosts {
+        b = b.resolve(h, addr);
+    }
+    b.build().unwrap()
+}
+
+/// Open a TLS connection to `addr` with SNI `sni` (None: no SNI).
+pub async fn tls_connect(
+    addr: SocketAddr,
+    sni: Option<&str>,
+    mut config: ClientConfig,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let name = match sni {
+        Some(s) => ServerName::try_from(s.to_string()).unwrap(),
+        None => {
+            config.enable_sni = false;
+            ServerName::IpAddress(addr.ip().into())
+        }
+    };
+    let tcp = TcpStream::connect(addr).await?;
+    TlsConnector::from(Arc::new(config)).connect(name, tcp).await
+}
+
+/// Send GET requests with the given `authority` values over ONE connection
+/// (HTTP/2 if `h2`, else HTTP/1.1 keep-alive); returns (status, body) each.
+pub async fn requests_on_one_connection(
+    stream: tokio_rustls::client::TlsStream<TcpStream>,
+    h2: bool,
+    requests: &[(&str, &str)],
+) -> Vec<(u16, String)> {
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let mut out = Vec::new();
+    if h2 {
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .expect("h2 handshake");
+        tokio::spawn(conn);
+        for (authority, path) in requests {
+            let req = http::Request::get(format!("https://{authority}{path}"))
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let resp = sender.send_request(req).await.expect("h2 request");
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            out.push((status, String::from_utf8_lossy(&body).into_owned()));
+        }
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.expect("h1 handshake");
+        tokio::spawn(conn);
+        for (authority, path) in requests {
+            let req = http::Request::get(*path)
+                .header("host", *authority)
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let resp = sender.send_request(req).await.expect("h1 request");
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            out.push((status, String::from_utf8_lossy(&body).into_owned()));
+        }
+    }
+    out
+}
