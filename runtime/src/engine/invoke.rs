@@ -6,7 +6,6 @@ use super::{Engine, WorkerModule};
 use crate::limits::LimitExceeded;
 use sigil_sdk::codec;
 use sigil_sdk::wire::{HandlerOutput, Invocation, WireResponse};
-use std::time::Instant;
 use wasmtime::{Store, UpdateDeadline};
 
 /// Bytes of ABI overhead allowed beyond the response body limit.
@@ -117,7 +116,7 @@ impl Engine {
                 1,
                 Box::pin(async move {
                     tokio::task::yield_now().await;
-                    *resume.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                    *resume.lock().unwrap_or_else(|p| p.into_inner()) = super::state::Mark::now();
                 }),
             ))
         });

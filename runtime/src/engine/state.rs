@@ -89,34 +89,79 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// Measures the time a request spends running wasm (not waiting on host I/O
-/// or on the executor), checked at every epoch tick.
+/// Measures the CPU time a request spends running wasm (not waiting on host
+/// I/O, on the executor, or on the OS scheduler), checked at every epoch tick.
+///
+/// It reads the thread's CPU clock: wasm runs on one thread between a resume
+/// and the next check. Should the task have moved threads in between, the
+/// wall-clock time is used for that stretch instead.
 pub struct CpuMeter {
     used: Duration,
-    resumed_at: Arc<Mutex<Instant>>,
+    resumed: Arc<Mutex<Mark>>,
+}
+
+/// Where the CPU clock stood when wasm last resumed.
+#[derive(Clone, Copy)]
+pub struct Mark {
+    thread: std::thread::ThreadId,
+    thread_cpu: Option<Duration>,
+    wall: Instant,
+}
+
+impl Mark {
+    /// The clock now, on this thread.
+    pub fn now() -> Mark {
+        Mark {
+            thread: std::thread::current().id(),
+            thread_cpu: thread_cpu_time(),
+            wall: Instant::now(),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        let now = Mark::now();
+        match (self.thread == now.thread, self.thread_cpu, now.thread_cpu) {
+            (true, Some(then), Some(now)) => now.saturating_sub(then),
+            _ => self.wall.elapsed(),
+        }
+    }
+}
+
+/// CPU time consumed by the calling thread.
+#[cfg(unix)]
+fn thread_cpu_time() -> Option<Duration> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into the valid pointer.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+#[cfg(not(unix))]
+fn thread_cpu_time() -> Option<Duration> {
+    None
 }
 
 impl CpuMeter {
     fn new() -> Self {
         CpuMeter {
             used: Duration::ZERO,
-            resumed_at: Arc::new(Mutex::new(Instant::now())),
+            resumed: Arc::new(Mutex::new(Mark::now())),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Instant> {
-        self.resumed_at.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Mark> {
+        self.resumed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Wasm stops running (a host call awaits I/O): count the time so far.
     pub fn pause(&mut self) {
-        let resumed = *self.lock();
-        self.used += resumed.elapsed();
+        let elapsed = self.lock().elapsed();
+        self.used += elapsed;
     }
 
     /// Wasm runs again from now.
     pub fn resume(&mut self) {
-        *self.lock() = Instant::now();
+        *self.lock() = Mark::now();
     }
 
     /// Count the running time up to now, and return the total.
@@ -127,8 +172,8 @@ impl CpuMeter {
     }
 
     /// A handle that restarts the clock after an executor yield.
-    pub fn resume_handle(&self) -> Arc<Mutex<Instant>> {
-        self.resumed_at.clone()
+    pub fn resume_handle(&self) -> Arc<Mutex<Mark>> {
+        self.resumed.clone()
     }
 
     /// Total running time counted so far.

@@ -8,6 +8,7 @@
 //! another identity, or for none.
 
 pub mod client_cert;
+mod diagnose;
 mod send;
 pub mod tls;
 
@@ -49,6 +50,7 @@ pub struct IdentityClient {
     /// The certificate presented at each handshake, if any.
     pub client_cert: Option<Arc<SwappableClientCert>>,
     client: reqwest::Client,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl IdentityClient {
@@ -61,7 +63,7 @@ impl IdentityClient {
     ) -> anyhow::Result<Self> {
         let config = tls::client_config(roots, client_cert.clone())?;
         let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(config)
+            .tls_backend_preconfigured(config.clone())
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(settings.pool_idle)
@@ -71,6 +73,7 @@ impl IdentityClient {
             label: label.into(),
             client_cert,
             client,
+            tls: Arc::new(config),
         })
     }
 }
@@ -143,6 +146,8 @@ impl WorkerOutbound {
             .map(|ms| Duration::from_millis(ms as u64).min(remaining))
             .unwrap_or(remaining);
         let job = send::Job {
+            host: host.clone(),
+            port,
             url,
             origin: format!("{host}:{port}"),
             binding,

@@ -21,6 +21,8 @@ const HOP_BY_HOP: [&str; 9] = [
 ];
 
 pub(super) struct Job {
+    pub host: String,
+    pub port: u16,
     pub url: reqwest::Url,
     pub origin: String,
     pub binding: Option<String>,
@@ -55,15 +57,27 @@ pub(super) async fn send(pool: Arc<IdentityClient>, job: Job) -> FetchResult {
     if let Some(fwd) = &job.forward {
         fwd.apply(&mut headers);
     }
-    let response = pool
+    let is_https = job.url.scheme() == "https";
+    let sent = pool
         .client
         .request(method, job.url)
         .headers(headers)
         .body(job.request.body)
         .timeout(job.timeout)
         .send()
-        .await
-        .map_err(|e| classify(&e, &job.binding, &job.origin, job.timeout))?;
+        .await;
+    let response = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            let mut error = classify(&e, &job.binding, &job.origin, job.timeout);
+            if is_https && matches!(error, FetchError::Other { .. }) {
+                if let Some(tls) = super::diagnose::tls_verdict(pool.tls.clone(), &job.host, job.port).await {
+                    error = classify_tls(&tls, job.binding.clone(), job.origin.clone());
+                }
+            }
+            return Err(error);
+        }
+    };
 
     let status = response.status().as_u16();
     let headers = response
@@ -120,14 +134,7 @@ fn classify(err: &reqwest::Error, binding: &Option<String>, host: &str, timeout:
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         });
         if let Some(tls) = tls {
-            let cause = tls.to_string();
-            return match tls {
-                rustls::Error::InvalidCertificate(_) => FetchError::UntrustedOrigin { binding, host, cause },
-                rustls::Error::AlertReceived(_) | rustls::Error::NoCertificatesPresented => {
-                    FetchError::ClientCertRefused { binding, host, cause }
-                }
-                _ => FetchError::Other { binding, host, cause: format!("TLS error: {cause}") },
-            };
+            return classify_tls(tls, binding, host);
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
@@ -137,11 +144,34 @@ fn classify(err: &reqwest::Error, binding: &Option<String>, host: &str, timeout:
         }
         source = e.source();
     }
+    // Some layers wrap the TLS error in ways a downcast cannot see through;
+    // rustls' own wording is stable, so fall back to it.
     let cause = chain_text(err);
+    if cause.contains("invalid peer certificate") {
+        return FetchError::UntrustedOrigin { binding, host, cause };
+    }
+    if cause.contains("received fatal alert") || cause.contains("peer sent no certificates") {
+        return FetchError::ClientCertRefused { binding, host, cause };
+    }
     if err.is_connect() {
         FetchError::ConnectFailed { binding, host, cause }
     } else {
         FetchError::Other { binding, host, cause }
+    }
+}
+
+fn classify_tls(tls: &rustls::Error, binding: Option<String>, host: String) -> FetchError {
+    let cause = tls.to_string();
+    match tls {
+        rustls::Error::InvalidCertificate(_) => FetchError::UntrustedOrigin { binding, host, cause },
+        rustls::Error::AlertReceived(_) | rustls::Error::NoCertificatesPresented => {
+            FetchError::ClientCertRefused { binding, host, cause }
+        }
+        _ => FetchError::Other {
+            binding,
+            host,
+            cause: format!("TLS error: {cause}"),
+        },
     }
 }
 
