@@ -103,6 +103,9 @@ pub fn build(crates: &[GuestCrate], progress: &mut dyn FnMut(&str)) -> anyhow::R
             );
         };
         let name = package_name(&c.dir)?;
+        if groups.iter().any(|(_, _, m)| m.iter().any(|(n, _)| *n == name)) {
+            continue;
+        }
         match groups.iter_mut().find(|(t, p, _)| *t == l.target_dir && *p == l.profile) {
             Some(g) => g.2.push((name, c)),
             None => groups.push((l.target_dir, l.profile, vec![(name, c)])),
