@@ -81,6 +81,7 @@ pub async fn requests_on_one_connection(
             let req = http::Request::get(format!("https://{authority}{path}"))
                 .body(Empty::<Bytes>::new())
                 .unwrap();
+            sender.ready().await.expect("h2 connection ready");
             let resp = sender.send_request(req).await.expect("h2 request");
             let status = resp.status().as_u16();
             let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -94,6 +95,7 @@ pub async fn requests_on_one_connection(
                 .header("host", *authority)
                 .body(Empty::<Bytes>::new())
                 .unwrap();
+            sender.ready().await.expect("h1 connection ready");
             let resp = sender.send_request(req).await.expect("h1 request");
             let status = resp.status().as_u16();
             let body = resp.into_body().collect().await.unwrap().to_bytes();
