@@ -154,6 +154,7 @@ macro_rules! export_handler {
         }
 
         #[unsafe(no_mangle)]
+        #[allow(clippy::not_unsafe_ptr_arg_deref)]
         pub extern "C" fn sigil_handle(ptr: *mut u8, len: usize) -> u64 {
             // SAFETY: the host passes a buffer it obtained from `sigil_alloc`.
             unsafe { $crate::export::run(ptr, len, $handler) }
