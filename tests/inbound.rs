@@ -38,13 +38,29 @@ async fn setup(default_hostname: Option<&str>) -> Setup {
     let alpha_expired = alpha_ca.issue(
         "alpha-expired",
         CertUsage::ClientAuth,
-        Leaf { cn: "alpha-device-old", not_before: Some(-7200), not_after: Some(-3600), ..Default::default() },
+        Leaf {
+            cn: "alpha-device-old",
+            not_before: Some(-7200),
+            not_after: Some(-3600),
+            ..Default::default()
+        },
     );
     let beta_device = beta_ca.client("beta-device", "beta-device-1");
-    let crl = alpha_ca.crl("alpha", &[alpha_revoked.serial.clone()]);
-    let origin = Origin::start(&origin_srv.cert, &origin_srv.key, &[&alpha_ca.cert, &beta_ca.cert], false).await;
+    let crl = alpha_ca.crl("alpha", std::slice::from_ref(&alpha_revoked.serial));
+    let origin = Origin::start(
+        &origin_srv.cert,
+        &origin_srv.key,
+        &[&alpha_ca.cert, &beta_ca.cert],
+        false,
+    )
+    .await;
 
-    let host = |name: &str, srv: &CertFiles, mode: &str, ca: Option<&Ca>, crl: Option<&PathBuf>, forward: bool| {
+    let host = |name: &str,
+                srv: &CertFiles,
+                mode: &str,
+                ca: Option<&Ca>,
+                crl: Option<&PathBuf>,
+                forward: bool| {
         let mut s = format!(
             "[[hostnames]]\nname = \"{name}\"\ncert = \"{}\"\nkey = \"{}\"\nclient_cert = \"{mode}\"\nforward_client_cert = {forward}\n",
             srv.cert_s(),
@@ -58,7 +74,9 @@ async fn setup(default_hostname: Option<&str>) -> Setup {
         }
         s
     };
-    let default = default_hostname.map(|h| format!("default_hostname = \"{h}\"\n")).unwrap_or_default();
+    let default = default_hostname
+        .map(|h| format!("default_hostname = \"{h}\"\n"))
+        .unwrap_or_default();
     let manifest = [
         format!(
             "[server]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nmodule_cache = \"{}\"\n{default}\n[outbound]\nca = [\"{}\"]\n",
@@ -92,7 +110,12 @@ impl Setup {
     fn client(&self, cert: Option<&CertFiles>) -> reqwest::Client {
         https_client(
             self.sigil.https.unwrap(),
-            &["pay.alpha.example", "pay.beta.example", "opt.example", "open.example"],
+            &[
+                "pay.alpha.example",
+                "pay.beta.example",
+                "opt.example",
+                "open.example",
+            ],
             &self.server_ca,
             cert.map(|c| (c.cert.as_path(), c.key.as_path())),
         )
@@ -102,7 +125,12 @@ impl Setup {
         format!("https://{host}:{}{path}", self.sigil.https.unwrap().port())
     }
 
-    async fn get(&self, cert: Option<&CertFiles>, host: &str, path: &str) -> Result<(u16, String), String> {
+    async fn get(
+        &self,
+        cert: Option<&CertFiles>,
+        host: &str,
+        path: &str,
+    ) -> Result<(u16, String), String> {
         match self.client(cert).get(self.url(host, path)).send().await {
             Ok(r) => Ok((r.status().as_u16(), r.text().await.unwrap_or_default())),
             Err(e) => Err(format!("{e:?}")),
@@ -119,7 +147,10 @@ fn field<'a>(body: &'a str, key: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread")]
 async fn each_hostname_accepts_only_its_own_ca() {
     let s = setup(None).await;
-    let (status, body) = s.get(Some(&s.alpha_device), "pay.alpha.example", "/auth").await.unwrap();
+    let (status, body) = s
+        .get(Some(&s.alpha_device), "pay.alpha.example", "/auth")
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(field(&body, "presented"), "true");
     assert_eq!(field(&body, "verified"), "SUCCESS");
@@ -127,16 +158,35 @@ async fn each_hostname_accepts_only_its_own_ca() {
     assert_eq!(field(&body, "serial"), s.alpha_device.serial_hex);
     assert_eq!(field(&body, "fingerprint").len(), 64);
 
-    let (status, body) = s.get(Some(&s.beta_device), "pay.beta.example", "/auth").await.unwrap();
+    let (status, body) = s
+        .get(Some(&s.beta_device), "pay.beta.example", "/auth")
+        .await
+        .unwrap();
     assert_eq!((status, field(&body, "subject")), (200, "CN=beta-device-1"));
 
     // alpha's device on beta's hostname, and beta's on alpha's: refused in the handshake.
-    assert!(s.get(Some(&s.alpha_device), "pay.beta.example", "/auth").await.is_err());
-    assert!(s.get(Some(&s.beta_device), "pay.alpha.example", "/auth").await.is_err());
+    assert!(
+        s.get(Some(&s.alpha_device), "pay.beta.example", "/auth")
+            .await
+            .is_err()
+    );
+    assert!(
+        s.get(Some(&s.beta_device), "pay.alpha.example", "/auth")
+            .await
+            .is_err()
+    );
     // No certificate, expired, revoked: refused.
     assert!(s.get(None, "pay.alpha.example", "/auth").await.is_err());
-    assert!(s.get(Some(&s.alpha_expired), "pay.alpha.example", "/auth").await.is_err());
-    assert!(s.get(Some(&s.alpha_revoked), "pay.alpha.example", "/auth").await.is_err());
+    assert!(
+        s.get(Some(&s.alpha_expired), "pay.alpha.example", "/auth")
+            .await
+            .is_err()
+    );
+    assert!(
+        s.get(Some(&s.alpha_revoked), "pay.alpha.example", "/auth")
+            .await
+            .is_err()
+    );
     // Still serving; the off-mode hostname asks for nothing.
     let (status, body) = s.get(None, "open.example", "/auth").await.unwrap();
     assert_eq!((status, field(&body, "presented")), (200, "false"));
@@ -146,7 +196,11 @@ async fn each_hostname_accepts_only_its_own_ca() {
     let metrics = reqwest::get(format!("http://{}/metrics", s.sigil.http.unwrap())).await;
     drop(metrics); // (the admin listener is not configured here; see live-ops tests)
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(s.sigil.logs().contains("TLS handshake failed"), "{}", s.sigil.logs());
+    assert!(
+        s.sigil.logs().contains("TLS handshake failed"),
+        "{}",
+        s.sigil.logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -156,18 +210,33 @@ async fn optional_mode_lets_the_worker_see_failures() {
     assert_eq!(field(&body, "presented"), "false");
     assert_eq!(field(&body, "verified"), "NONE");
 
-    let (_, body) = s.get(Some(&s.alpha_device), "opt.example", "/auth").await.unwrap();
+    let (_, body) = s
+        .get(Some(&s.alpha_device), "opt.example", "/auth")
+        .await
+        .unwrap();
     assert_eq!(field(&body, "verified"), "SUCCESS");
 
-    let (_, body) = s.get(Some(&s.beta_device), "opt.example", "/auth").await.unwrap();
+    let (_, body) = s
+        .get(Some(&s.beta_device), "opt.example", "/auth")
+        .await
+        .unwrap();
     assert_eq!(field(&body, "presented"), "true");
-    assert_eq!(field(&body, "verified"), "FAILED:unable to get local issuer certificate");
+    assert_eq!(
+        field(&body, "verified"),
+        "FAILED:unable to get local issuer certificate"
+    );
     assert_eq!(field(&body, "subject"), "CN=beta-device-1");
 
-    let (_, body) = s.get(Some(&s.alpha_expired), "opt.example", "/auth").await.unwrap();
+    let (_, body) = s
+        .get(Some(&s.alpha_expired), "opt.example", "/auth")
+        .await
+        .unwrap();
     assert_eq!(field(&body, "verified"), "FAILED:certificate has expired");
 
-    let (_, body) = s.get(Some(&s.alpha_revoked), "opt.example", "/auth").await.unwrap();
+    let (_, body) = s
+        .get(Some(&s.alpha_revoked), "opt.example", "/auth")
+        .await
+        .unwrap();
     assert_eq!(field(&body, "verified"), "FAILED:certificate revoked");
     assert_eq!(field(&body, "revoked"), "true");
 }
@@ -186,7 +255,10 @@ async fn no_sni_is_refused_without_a_default_hostname() {
             stream.read(&mut buf).await
         })
         .await;
-        assert!(!matches!(r, Ok(Ok(n)) if n > 0), "a no-SNI client was served");
+        assert!(
+            !matches!(r, Ok(Ok(n)) if n > 0),
+            "a no-SNI client was served"
+        );
     }
 }
 
@@ -195,8 +267,15 @@ async fn no_sni_gets_the_default_hostname_policy() {
     let s = setup(Some("open.example")).await;
     // The client verifies the server certificate for 127.0.0.1 (the IP SAN).
     let config = tls_config(&s.server_ca, None, &[b"http/1.1"]);
-    let stream = tls_connect(s.sigil.https.unwrap(), None, config).await.expect("handshake");
-    let out = requests_on_one_connection(stream, false, &[("127.0.0.1", "/auth"), ("pay.alpha.example", "/auth")]).await;
+    let stream = tls_connect(s.sigil.https.unwrap(), None, config)
+        .await
+        .expect("handshake");
+    let out = requests_on_one_connection(
+        stream,
+        false,
+        &[("127.0.0.1", "/auth"), ("pay.alpha.example", "/auth")],
+    )
+    .await;
     assert_eq!(out[0].0, 200, "{}", out[0].1);
     assert!(out[0].1.contains("presented=false"), "{}", out[0].1);
     // A configured hostname still needs its own connection (and its own policy).
@@ -212,18 +291,27 @@ async fn host_differing_from_sni_is_misdirected_on_h1_and_h2() {
             Some((s.alpha_device.cert.as_path(), s.alpha_device.key.as_path())),
             &[alpn],
         );
-        let stream = tls_connect(s.sigil.https.unwrap(), Some("pay.alpha.example"), config).await.unwrap();
+        let stream = tls_connect(s.sigil.https.unwrap(), Some("pay.alpha.example"), config)
+            .await
+            .unwrap();
         assert_eq!(stream.get_ref().1.alpn_protocol(), Some(alpn));
         let out = requests_on_one_connection(
             stream,
             h2,
-            &[("pay.alpha.example", "/auth"), ("opt.example", "/auth"), ("pay.alpha.example", "/auth")],
+            &[
+                ("pay.alpha.example", "/auth"),
+                ("opt.example", "/auth"),
+                ("pay.alpha.example", "/auth"),
+            ],
         )
         .await;
         assert_eq!(out[0].0, 200, "h2={h2}: {}", out[0].1);
         assert_eq!(out[1].0, 421, "h2={h2}: {}", out[1].1);
         assert!(out[1].1.contains("misdirected request"), "{}", out[1].1);
-        assert_eq!(out[2].0, 200, "h2={h2}: the connection keeps serving its own hostname");
+        assert_eq!(
+            out[2].0, 200,
+            "h2={h2}: the connection keeps serving its own hostname"
+        );
     }
 }
 
@@ -233,17 +321,25 @@ async fn client_certificate_is_forwarded_and_forged_headers_are_stripped() {
     let forged = [
         ("client-cert", ":Zm9yZ2Vk:"),
         ("client-cert-chain", ":Zm9yZ2Vk:"),
-        ("x-forwarded-client-cert", "Hash=forged;Subject=\"CN=admin\""),
+        (
+            "x-forwarded-client-cert",
+            "Hash=forged;Subject=\"CN=admin\"",
+        ),
         ("sigil-worker", "admin"),
     ];
     // Forged headers never reach the worker.
-    let mut req = s.client(Some(&s.alpha_device)).get(s.url("pay.alpha.example", "/headers"));
+    let mut req = s
+        .client(Some(&s.alpha_device))
+        .get(s.url("pay.alpha.example", "/headers"));
     for (k, v) in forged {
         req = req.header(k, v);
     }
     let body = req.send().await.unwrap().text().await.unwrap();
     for (k, _) in forged {
-        assert!(!body.contains(&format!("{k}:")), "{k} reached the worker:\n{body}");
+        assert!(
+            !body.contains(&format!("{k}:")),
+            "{k} reached the worker:\n{body}"
+        );
     }
 
     // Forwarding on (alpha): the origin gets the verified certificate, on every request.
@@ -260,11 +356,17 @@ async fn client_certificate_is_forwarded_and_forged_headers_are_stripped() {
         assert!(body.starts_with("ok 200"), "{body}");
     }
     use rustls::pki_types::pem::PemObject;
-    let device_der = rustls::pki_types::CertificateDer::from_pem_file(&s.alpha_device.cert).unwrap();
+    let device_der =
+        rustls::pki_types::CertificateDer::from_pem_file(&s.alpha_device.cert).unwrap();
     let seen = s.origin.seen();
     assert_eq!(seen.len(), 2);
     for r in &seen {
-        let get = |k: &str| r.headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let get = |k: &str| {
+            r.headers
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
         let client_cert = get("client-cert").expect("Client-Cert forwarded");
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD.encode(device_der.as_ref());
@@ -299,12 +401,21 @@ async fn client_certificate_is_forwarded_and_forged_headers_are_stripped() {
         .await
         .unwrap();
     assert!(body.starts_with("ok 200"), "{body}");
-    for r in s.origin.seen().iter().filter(|r| r.path.starts_with("/nofwd")) {
+    for r in s
+        .origin
+        .seen()
+        .iter()
+        .filter(|r| r.path.starts_with("/nofwd"))
+    {
         for (k, _) in forged {
             if k == "sigil-worker" {
                 continue;
             }
-            assert!(!r.headers.iter().any(|(n, _)| n == k), "{k} reached the origin: {:?}", r.headers);
+            assert!(
+                !r.headers.iter().any(|(n, _)| n == k),
+                "{k} reached the origin: {:?}",
+                r.headers
+            );
         }
     }
 }
@@ -323,13 +434,21 @@ async fn curl_as_a_real_client() {
             cmd.arg("--cert").arg(&c.cert).arg("--key").arg(&c.key);
         }
         cmd.arg(format!("https://{host}:{port}/auth"));
-        cmd.output().expect("curl must be installed (apt-get install curl)")
+        cmd.output()
+            .expect("curl must be installed (apt-get install curl)")
     };
     let ok = curl(Some(&s.alpha_device), "pay.alpha.example");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("subject=CN=alpha-device-1"));
     let refused = curl(Some(&s.alpha_device), "pay.beta.example");
-    assert!(!refused.status.success(), "alpha's device was accepted on beta's hostname");
+    assert!(
+        !refused.status.success(),
+        "alpha's device was accepted on beta's hostname"
+    );
     let refused = curl(None, "pay.alpha.example");
     assert!(!refused.status.success());
     let _ = &s.dir;
@@ -344,7 +463,11 @@ async fn thousands_of_hostnames_each_with_their_policy() {
     let wildcard = server_ca.issue(
         "wild",
         CertUsage::ServerAuth,
-        Leaf { cn: "*.many.example", dns: &["*.many.example"], ..Default::default() },
+        Leaf {
+            cn: "*.many.example",
+            dns: &["*.many.example"],
+            ..Default::default()
+        },
     );
     let device = client_ca.client("device", "device");
     let n = 2000;
@@ -367,11 +490,26 @@ async fn thousands_of_hostnames_each_with_their_policy() {
     for i in [0, 1, n - 2, n - 1] {
         let host = format!("h{i}.many.example");
         let c = https_client(addr, &[host.as_str()], &server_ca.cert, None);
-        let r = c.get(format!("https://{host}:{}/auth", addr.port())).send().await;
+        let r = c
+            .get(format!("https://{host}:{}/auth", addr.port()))
+            .send()
+            .await;
         if i % 2 == 0 {
             assert!(r.is_err(), "{host} requires a client certificate");
-            let c = https_client(addr, &[host.as_str()], &server_ca.cert, Some((&device.cert, &device.key)));
-            let body = c.get(format!("https://{host}:{}/auth", addr.port())).send().await.unwrap().text().await.unwrap();
+            let c = https_client(
+                addr,
+                &[host.as_str()],
+                &server_ca.cert,
+                Some((&device.cert, &device.key)),
+            );
+            let body = c
+                .get(format!("https://{host}:{}/auth", addr.port()))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
             assert!(body.contains("verified=SUCCESS"), "{body}");
         } else {
             let body = r.unwrap().text().await.unwrap();

@@ -5,10 +5,10 @@
 mod support;
 
 use sigil_runtime::certs::CertUsage;
+use std::path::Path;
 use support::pki::{Ca, Leaf};
 use support::sigil::check;
 use support::{module, temp_dir, workspace_root};
-use std::path::Path;
 
 /// The certificates and modules the bad manifests refer to.
 fn fixtures(dir: &Path) {
@@ -22,12 +22,23 @@ fn fixtures(dir: &Path) {
     ca.issue(
         "expired",
         CertUsage::ClientAuth,
-        Leaf { cn: "old", not_before: Some(-7200), not_after: Some(-3600), ..Default::default() },
+        Leaf {
+            cn: "old",
+            not_before: Some(-7200),
+            not_after: Some(-3600),
+            ..Default::default()
+        },
     );
     ca.issue(
         "notyet",
         CertUsage::ServerAuth,
-        Leaf { cn: "a.example", dns: &["a.example"], not_before: Some(3600), not_after: Some(7200), ..Default::default() },
+        Leaf {
+            cn: "a.example",
+            dns: &["a.example"],
+            not_before: Some(3600),
+            not_after: Some(7200),
+            ..Default::default()
+        },
     );
     std::fs::write(certs.join("empty-ca.pem"), "# no certificates here\n").unwrap();
     std::fs::copy(module("probe"), dir.join("probe.wasm")).unwrap();
@@ -39,14 +50,28 @@ fn every_bad_manifest_gets_its_named_error() {
     let dir = temp_dir();
     fixtures(dir.path());
     let bad = workspace_root().join("tests/manifests/bad");
-    let mut cases: Vec<_> = std::fs::read_dir(&bad).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(&bad)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     cases.sort();
-    assert!(cases.len() >= 20, "expected the bad-manifest suite, found {}", cases.len());
+    assert!(
+        cases.len() >= 20,
+        "expected the bad-manifest suite, found {}",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for case in &cases {
         let text = std::fs::read_to_string(case).unwrap();
-        let expected: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# expect: ")).collect();
-        assert!(!expected.is_empty(), "{} has no # expect: line", case.display());
+        let expected: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "{} has no # expect: line",
+            case.display()
+        );
         let name = case.file_name().unwrap();
         let target = dir.path().join(name);
         std::fs::write(&target, &text).unwrap();
@@ -64,7 +89,11 @@ fn every_bad_manifest_gets_its_named_error() {
             }
         }
         if !problems.is_empty() {
-            failures.push(format!("{}: {}\n--- output ---\n{output}", name.to_string_lossy(), problems.join("; ")));
+            failures.push(format!(
+                "{}: {}\n--- output ---\n{output}",
+                name.to_string_lossy(),
+                problems.join("; ")
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -111,5 +140,8 @@ worker = "w"
     .unwrap();
     let (ok, output) = check(&path);
     assert!(ok, "{output}");
-    assert!(output.contains("ok (1 workers, 1 hostnames, 1 certificates, 1 routes)"), "{output}");
+    assert!(
+        output.contains("ok (1 workers, 1 hostnames, 1 certificates, 1 routes)"),
+        "{output}"
+    );
 }

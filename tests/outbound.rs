@@ -31,7 +31,13 @@ async fn setup() -> Setup {
     let w1 = clients_ca.client("w1", "w1");
     let w2 = clients_ca.client("w2", "w2");
     let stranger = stranger_ca.client("stranger", "stranger");
-    let origin = Origin::start(&origin_cert.cert, &origin_cert.key, &[&clients_ca.cert], false).await;
+    let origin = Origin::start(
+        &origin_cert.cert,
+        &origin_cert.key,
+        &[&clients_ca.cert],
+        false,
+    )
+    .await;
     let cert = |name: &str, files: &support::pki::CertFiles, ca: &str| {
         format!(
             "[[certificates]]\nname = \"{name}\"\ncert = \"{}\"\nkey = \"{}\"\nca = \"{ca}\"\n",
@@ -49,9 +55,13 @@ async fn setup() -> Setup {
             s.push_str(&format!("default_binding = \"{d}\"\n"));
         }
         for (b, c) in bindings {
-            s.push_str(&format!("[[workers.mtls_certificates]]\nbinding = \"{b}\"\ncertificate = \"{c}\"\n"));
+            s.push_str(&format!(
+                "[[workers.mtls_certificates]]\nbinding = \"{b}\"\ncertificate = \"{c}\"\n"
+            ));
         }
-        s.push_str(&format!("[[routes]]\nhost = \"{name}.test\"\nworker = \"{name}\"\n"));
+        s.push_str(&format!(
+            "[[routes]]\nhost = \"{name}.test\"\nworker = \"{name}\"\n"
+        ));
         s
     };
     let manifest = [
@@ -75,8 +85,17 @@ async fn setup() -> Setup {
     ]
     .join("\n");
     let sigil = Sigil::start(d, &manifest);
-    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(64).build().unwrap();
-    Setup { _dir: dir, sigil, origin, client }
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    Setup {
+        _dir: dir,
+        sigil,
+        origin,
+        client,
+    }
 }
 
 impl Setup {
@@ -99,29 +118,68 @@ impl Setup {
 async fn default_per_request_and_none_present_the_right_certificate() {
     let s = setup().await;
     let url = s.origin.url("/who");
-    assert_eq!(s.fetch("multi", &url, &[]).await.trim(), "ok 200 cn=alpha path=/who");
-    assert_eq!(s.fetch("multi", &url, &[("x-fetch-binding", "B")]).await.trim(), "ok 200 cn=beta path=/who");
-    assert_eq!(s.fetch("multi", &url, &[("x-fetch-binding", "A")]).await.trim(), "ok 200 cn=alpha path=/who");
-    assert_eq!(s.fetch("multi", &url, &[("x-fetch-binding", "none")]).await.trim(), "ok 200 cn=none path=/who");
+    assert_eq!(
+        s.fetch("multi", &url, &[]).await.trim(),
+        "ok 200 cn=alpha path=/who"
+    );
+    assert_eq!(
+        s.fetch("multi", &url, &[("x-fetch-binding", "B")])
+            .await
+            .trim(),
+        "ok 200 cn=beta path=/who"
+    );
+    assert_eq!(
+        s.fetch("multi", &url, &[("x-fetch-binding", "A")])
+            .await
+            .trim(),
+        "ok 200 cn=alpha path=/who"
+    );
+    assert_eq!(
+        s.fetch("multi", &url, &[("x-fetch-binding", "none")])
+            .await
+            .trim(),
+        "ok 200 cn=none path=/who"
+    );
     // A worker without a default binding presents nothing by default.
-    assert_eq!(s.fetch("nodefault", &url, &[]).await.trim(), "ok 200 cn=none path=/who");
+    assert_eq!(
+        s.fetch("nodefault", &url, &[]).await.trim(),
+        "ok 200 cn=none path=/who"
+    );
     // Again after pooling: each identity still gets its own connections.
-    assert_eq!(s.fetch("multi", &url, &[("x-fetch-binding", "none")]).await.trim(), "ok 200 cn=none path=/who");
-    assert_eq!(s.fetch("multi", &url, &[]).await.trim(), "ok 200 cn=alpha path=/who");
+    assert_eq!(
+        s.fetch("multi", &url, &[("x-fetch-binding", "none")])
+            .await
+            .trim(),
+        "ok 200 cn=none path=/who"
+    );
+    assert_eq!(
+        s.fetch("multi", &url, &[]).await.trim(),
+        "ok 200 cn=alpha path=/who"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn another_workers_binding_is_unknown() {
     let s = setup().await;
-    let body = s.fetch("w1", &s.origin.url("/"), &[("x-fetch-binding", "A")]).await;
-    assert!(body.contains("err UnknownBinding { binding: \"A\" }"), "{body}");
+    let body = s
+        .fetch("w1", &s.origin.url("/"), &[("x-fetch-binding", "A")])
+        .await;
+    assert!(
+        body.contains("err UnknownBinding { binding: \"A\" }"),
+        "{body}"
+    );
     assert!(s.origin.seen().is_empty(), "nothing may reach the origin");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runtime_sets_the_caller_header_and_drops_forged_ones() {
     let s = setup().await;
-    s.fetch("w1", &s.origin.url("/h"), &[("x-fetch-header", "sigil-worker: w2")]).await;
+    s.fetch(
+        "w1",
+        &s.origin.url("/h"),
+        &[("x-fetch-header", "sigil-worker: w2")],
+    )
+    .await;
     let seen = s.origin.seen();
     let workers: Vec<&str> = seen[0]
         .headers
@@ -165,7 +223,11 @@ async fn two_workers_interleaved_never_mix_identities() {
     for t in tasks {
         let body = t.await.unwrap();
         ok += body.lines().filter(|l| l.starts_with("ok 200")).count();
-        failed.extend(body.lines().filter(|l| !l.starts_with("ok 200")).map(str::to_string));
+        failed.extend(
+            body.lines()
+                .filter(|l| !l.starts_with("ok 200"))
+                .map(str::to_string),
+        );
     }
     assert_eq!(ok, requests * per_request, "{failed:?}");
     let seen = s.origin.seen();
@@ -173,7 +235,12 @@ async fn two_workers_interleaved_never_mix_identities() {
     let mut mismatches = 0;
     let mut by_cn: HashMap<String, usize> = HashMap::new();
     for r in &seen {
-        let from = r.path.split("from=").nth(1).and_then(|x| x.split('&').next()).unwrap_or("?");
+        let from = r
+            .path
+            .split("from=")
+            .nth(1)
+            .and_then(|x| x.split('&').next())
+            .unwrap_or("?");
         let cn = r.cn.clone().unwrap_or_else(|| "none".into());
         if cn != from {
             mismatches += 1;
@@ -185,26 +252,46 @@ async fn two_workers_interleaved_never_mix_identities() {
     assert_eq!(by_cn.get("w2"), Some(&1000));
     // Connections are reused within an identity: after the burst, steady
     // subrequests do no new handshakes.
-    let hs = || s.origin.handshakes.load(std::sync::atomic::Ordering::Relaxed);
+    let hs = || {
+        s.origin
+            .handshakes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
     let after_burst = hs();
-    assert!(after_burst < 500, "{after_burst} handshakes for 2,000 subrequests");
+    assert!(
+        after_burst < 500,
+        "{after_burst} handshakes for 2,000 subrequests"
+    );
     for i in 0..50 {
         let worker = if i % 2 == 0 { "w1" } else { "w2" };
         let body = s.fetch(worker, &s.origin.url("/steady"), &[]).await;
         assert_eq!(body.trim(), format!("ok 200 cn={worker} path=/steady"));
     }
-    assert_eq!(hs(), after_burst, "steady-state subrequests opened new connections");
+    assert_eq!(
+        hs(),
+        after_burst,
+        "steady-state subrequests opened new connections"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failures_reach_the_guest_as_named_errors() {
     let s = setup().await;
     // Unreachable origin: a port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let body = s.fetch("w1", &format!("https://127.0.0.1:{closed}/"), &[]).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let body = s
+        .fetch("w1", &format!("https://127.0.0.1:{closed}/"), &[])
+        .await;
     assert!(body.contains("err ConnectFailed"), "{body}");
     assert!(body.contains("binding: Some(\"ME\")"), "{body}");
-    assert!(body.contains(&format!("host: \"127.0.0.1:{closed}\"")), "{body}");
+    assert!(
+        body.contains(&format!("host: \"127.0.0.1:{closed}\"")),
+        "{body}"
+    );
 
     // Untrusted origin: the binding's CA bundle does not know the origin's CA.
     let body = s.fetch("untrusting", &s.origin.url("/"), &[]).await;
@@ -221,7 +308,11 @@ async fn failures_reach_the_guest_as_named_errors() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let body = s
-        .fetch("w1", &format!("https://127.0.0.1:{port}/"), &[("x-fetch-timeout-ms", "300")])
+        .fetch(
+            "w1",
+            &format!("https://127.0.0.1:{port}/"),
+            &[("x-fetch-timeout-ms", "300")],
+        )
         .await;
     assert!(body.contains("err Timeout"), "{body}");
     assert!(body.contains("after_ms: 300"), "{body}");
@@ -229,7 +320,13 @@ async fn failures_reach_the_guest_as_named_errors() {
 
     // Host not allowed.
     let body = s.fetch("w1", "https://example.com/", &[]).await;
-    assert!(body.contains("err HostNotAllowed { origin: \"https://example.com:443\" }"), "{body}");
+    assert!(
+        body.contains("err HostNotAllowed { origin: \"https://example.com:443\" }"),
+        "{body}"
+    );
     // Sigil keeps serving.
-    assert_eq!(s.fetch("multi", &s.origin.url("/x"), &[]).await.trim(), "ok 200 cn=alpha path=/x");
+    assert_eq!(
+        s.fetch("multi", &s.origin.url("/x"), &[]).await.trim(),
+        "ok 200 cn=alpha path=/x"
+    );
 }

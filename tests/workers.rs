@@ -101,8 +101,14 @@ async fn a_looping_guest_fails_alone_within_its_cpu_limit() {
     }
     let ((status, body), elapsed) = spin.await.unwrap();
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("worker \"probe\" exceeded its CPU time limit of 100 ms"), "{body}");
-    assert!(elapsed < std::time::Duration::from_secs(4), "took {elapsed:?}");
+    assert!(
+        body.contains("worker \"probe\" exceeded its CPU time limit of 100 ms"),
+        "{body}"
+    );
+    assert!(
+        elapsed < std::time::Duration::from_secs(4),
+        "took {elapsed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,9 +118,21 @@ async fn guest_failures_get_clear_statuses_and_messages() {
     let c = client();
     let cases = [
         ("/alloc", 503, "exceeded its memory limit of 32 MiB"),
-        ("/panic", 500, "worker \"probe\" panicked: probe was asked to panic"),
-        ("/big?2000000", 500, "over its limit of 1048576 bytes (limits.max_response_body)"),
-        ("/garbage", 500, "sigil.fetch_start: the guest sent a malformed subrequest"),
+        (
+            "/panic",
+            500,
+            "worker \"probe\" panicked: probe was asked to panic",
+        ),
+        (
+            "/big?2000000",
+            500,
+            "over its limit of 1048576 bytes (limits.max_response_body)",
+        ),
+        (
+            "/garbage",
+            500,
+            "sigil.fetch_start: the guest sent a malformed subrequest",
+        ),
         ("/exit", 500, "called exit(3)"),
     ];
     for (path, want_status, want_text) in cases {
@@ -159,8 +177,22 @@ async fn subrequest_limit_and_unknown_binding_are_errors_for_the_guest() {
     let body = r.text().await.unwrap();
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(lines.len(), 5, "{body}");
-    assert_eq!(lines.iter().filter(|l| l.starts_with("ok 200 hello from sigil")).count(), 3, "{body}");
-    assert_eq!(lines.iter().filter(|l| l.contains("SubrequestLimit { limit: 3 }")).count(), 2, "{body}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("ok 200 hello from sigil"))
+            .count(),
+        3,
+        "{body}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("SubrequestLimit { limit: 3 }"))
+            .count(),
+        2,
+        "{body}"
+    );
 
     let r = c
         .get(probe_url(&s, "/fetch"))
@@ -170,7 +202,10 @@ async fn subrequest_limit_and_unknown_binding_are_errors_for_the_guest() {
         .await
         .unwrap();
     let body = r.text().await.unwrap();
-    assert!(body.contains("UnknownBinding { binding: \"NOT_MINE\" }"), "{body}");
+    assert!(
+        body.contains("UnknownBinding { binding: \"NOT_MINE\" }"),
+        "{body}"
+    );
 
     // A worker with no allowed_outbound_hosts may not call anything.
     let r = c

@@ -18,9 +18,11 @@ impl std::fmt::Display for CodecError {
 
 impl std::error::Error for CodecError {}
 
-const fn config<const LIMIT: usize>()
--> bincode::config::Configuration<bincode::config::LittleEndian, bincode::config::Varint, bincode::config::Limit<LIMIT>>
-{
+const fn config<const LIMIT: usize>() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<LIMIT>,
+> {
     bincode::config::standard().with_limit::<LIMIT>()
 }
 

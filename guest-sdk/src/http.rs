@@ -99,7 +99,8 @@ impl Headers {
 
     /// Add a value for `name`, keeping existing ones.
     pub fn append(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.0.push((name.into().to_ascii_lowercase(), value.into()));
+        self.0
+            .push((name.into().to_ascii_lowercase(), value.into()));
     }
 
     /// Remove every value of `name`.

@@ -192,22 +192,38 @@ impl std::fmt::Display for FetchError {
                 "subrequest limit reached: at most {limit} subrequests per request (limits.subrequests)"
             ),
             FetchError::InvalidRequest { reason } => write!(f, "invalid subrequest: {reason}"),
-            FetchError::ConnectFailed { binding, host, cause } => write!(
+            FetchError::ConnectFailed {
+                binding,
+                host,
+                cause,
+            } => write!(
                 f,
                 "{} to {host}: could not connect: {cause}",
                 binding_label(binding)
             ),
-            FetchError::UntrustedOrigin { binding, host, cause } => write!(
+            FetchError::UntrustedOrigin {
+                binding,
+                host,
+                cause,
+            } => write!(
                 f,
                 "{} to {host}: the origin's certificate is not trusted: {cause}",
                 binding_label(binding)
             ),
-            FetchError::ClientCertRefused { binding, host, cause } => write!(
+            FetchError::ClientCertRefused {
+                binding,
+                host,
+                cause,
+            } => write!(
                 f,
                 "{} to {host}: the origin refused the client certificate: {cause}",
                 binding_label(binding)
             ),
-            FetchError::Timeout { binding, host, after_ms } => write!(
+            FetchError::Timeout {
+                binding,
+                host,
+                after_ms,
+            } => write!(
                 f,
                 "{} to {host}: timed out after {after_ms} ms",
                 binding_label(binding)
@@ -216,7 +232,11 @@ impl std::fmt::Display for FetchError {
                 f,
                 "response from {host} exceeds the response body limit of {limit} bytes"
             ),
-            FetchError::Other { binding, host, cause } => {
+            FetchError::Other {
+                binding,
+                host,
+                cause,
+            } => {
                 write!(f, "{} to {host}: {cause}", binding_label(binding))
             }
         }

@@ -18,12 +18,17 @@ use tokio::sync::watch;
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
     r
 }
 
-async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    runtime: Arc<Runtime>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => reply(
             StatusCode::OK,
@@ -35,12 +40,24 @@ async fn handle(runtime: Arc<Runtime>, req: Request<Incoming>) -> Result<Respons
             reply(
                 StatusCode::OK,
                 "text/plain; charset=utf-8",
-                format!("ok: {} workers, {} hostnames\n", g.workers.len(), g.hostnames.len()),
+                format!(
+                    "ok: {} workers, {} hostnames\n",
+                    g.workers.len(),
+                    g.hostnames.len()
+                ),
             )
         }
         (&Method::POST, "/reload") => match runtime.reload("admin").await {
-            Ok(()) => reply(StatusCode::OK, "text/plain; charset=utf-8", "reloaded\n".into()),
-            Err(e) => reply(StatusCode::UNPROCESSABLE_ENTITY, "text/plain; charset=utf-8", format!("{e}\n")),
+            Ok(()) => reply(
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                "reloaded\n".into(),
+            ),
+            Err(e) => reply(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "text/plain; charset=utf-8",
+                format!("{e}\n"),
+            ),
         },
         _ => reply(
             StatusCode::NOT_FOUND,

@@ -111,7 +111,12 @@ pub fn build(m: &LoadedManifest, engine: &Engine) -> Result<Generation, Manifest
     let outbound_roots = tls::root_store(&outbound_cas, man.outbound.system_roots.unwrap_or(true));
     let anonymous = match IdentityClient::new("none", outbound_roots.clone(), None, &settings) {
         Ok(c) => Arc::new(c),
-        Err(e) => return Err(ManifestErrors(vec![m.error("outbound", format!("cannot build the outbound client: {e:#}"))])),
+        Err(e) => {
+            return Err(ManifestErrors(vec![m.error(
+                "outbound",
+                format!("cannot build the outbound client: {e:#}"),
+            )]));
+        }
     };
 
     // Named certificates → one pool each.
@@ -162,12 +167,18 @@ pub fn build(m: &LoadedManifest, engine: &Engine) -> Result<Generation, Manifest
     }
 
     // The identity issuer.
-    let identity_ttl = Duration::from_secs(man.identity.as_ref().and_then(|i| i.ttl_secs).unwrap_or(3600));
+    let identity_ttl = Duration::from_secs(
+        man.identity
+            .as_ref()
+            .and_then(|i| i.ttl_secs)
+            .unwrap_or(3600),
+    );
     let issuer = match &man.identity {
         Some(id) => {
             files.extend([id.ca_cert.clone(), id.ca_key.clone()]);
             match certs::issue::CertificateAuthority::load(&id.ca_cert, &id.ca_key)
-                .and_then(|ca| certs::identity::IdentityIssuer::new(ca, &id.trust_domain)) {
+                .and_then(|ca| certs::identity::IdentityIssuer::new(ca, &id.trust_domain))
+            {
                 Ok(i) => Some(Arc::new(i)),
                 Err(e) => {
                     errors.push(m.error("identity", e.to_string()));
@@ -242,25 +253,30 @@ pub fn build(m: &LoadedManifest, engine: &Engine) -> Result<Generation, Manifest
         let name: Arc<str> = w.name.as_str().into();
         let identity_on = man.identity.is_some() && w.identity != Some(false);
         let mut identity_pool = None;
-        if identity_on {
-            if let Some(issuer) = &issuer {
-                match issuer.issue_for_worker(&w.name, identity_ttl) {
-                    Ok((key, validity, _details)) => {
-                        let cert = Arc::new(SwappableClientCert::new(key));
-                        let roots = outbound_roots.clone();
-                        match IdentityClient::new(&format!("identity:{}", w.name), roots, Some(cert.clone()), &settings) {
-                            Ok(pool) => identity_pool = Some(Arc::new(pool)),
-                            Err(e) => errors.push(m.error(&item, format!("cannot build its identity client: {e:#}"))),
-                        }
-                        identities.push(Arc::new(IdentityEntry {
-                            worker: name.clone(),
-                            cert,
-                            renew_at: AtomicI64::new(certs::identity::renew_at(&validity)),
-                            not_after: AtomicI64::new(validity.not_after),
-                        }));
+        if identity_on && let Some(issuer) = &issuer {
+            match issuer.issue_for_worker(&w.name, identity_ttl) {
+                Ok((key, validity, _details)) => {
+                    let cert = Arc::new(SwappableClientCert::new(key));
+                    let roots = outbound_roots.clone();
+                    match IdentityClient::new(
+                        &format!("identity:{}", w.name),
+                        roots,
+                        Some(cert.clone()),
+                        &settings,
+                    ) {
+                        Ok(pool) => identity_pool = Some(Arc::new(pool)),
+                        Err(e) => errors.push(
+                            m.error(&item, format!("cannot build its identity client: {e:#}")),
+                        ),
                     }
-                    Err(e) => errors.push(m.error(&item, format!("cannot issue its identity: {e}"))),
+                    identities.push(Arc::new(IdentityEntry {
+                        worker: name.clone(),
+                        cert,
+                        renew_at: AtomicI64::new(certs::identity::renew_at(&validity)),
+                        not_after: AtomicI64::new(validity.not_after),
+                    }));
                 }
+                Err(e) => errors.push(m.error(&item, format!("cannot issue its identity: {e}"))),
             }
         }
         let mut bindings = HashMap::new();
@@ -306,7 +322,11 @@ pub fn build(m: &LoadedManifest, engine: &Engine) -> Result<Generation, Manifest
 
     let mut router = Router::default();
     for r in &man.routes {
-        router.add(r.host.as_deref(), r.path.as_deref().unwrap_or("/"), &r.worker);
+        router.add(
+            r.host.as_deref(),
+            r.path.as_deref().unwrap_or("/"),
+            &r.worker,
+        );
     }
 
     if !errors.is_empty() {

@@ -40,7 +40,9 @@ pub fn ensure_wasm_target(progress: &mut dyn FnMut(&str)) -> anyhow::Result<()> 
     let status = Command::new("rustup")
         .args(["target", "add", WASM_TARGET])
         .status()
-        .context("cannot run rustup; install the target by hand: rustup target add wasm32-wasip1")?;
+        .context(
+            "cannot run rustup; install the target by hand: rustup target add wasm32-wasip1",
+        )?;
     if !status.success() || !target_installed() {
         bail!("`rustup target add {WASM_TARGET}` failed; run it by hand and try again");
     }
@@ -76,9 +78,14 @@ fn layout(module: &Path) -> Option<Layout> {
 
 fn package_name(dir: &Path) -> anyhow::Result<String> {
     let manifest = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest)
-        .with_context(|| format!("{}: cannot read the worker crate's Cargo.toml", manifest.display()))?;
-    let value: toml::Table = toml::from_str(&text).with_context(|| format!("{}: not valid TOML", manifest.display()))?;
+    let text = std::fs::read_to_string(&manifest).with_context(|| {
+        format!(
+            "{}: cannot read the worker crate's Cargo.toml",
+            manifest.display()
+        )
+    })?;
+    let value: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{}: not valid TOML", manifest.display()))?;
     value
         .get("package")
         .and_then(|p| p.get("name"))
@@ -94,7 +101,9 @@ pub fn build(crates: &[GuestCrate], progress: &mut dyn FnMut(&str)) -> anyhow::R
         return Ok(());
     }
     ensure_wasm_target(progress)?;
-    let mut groups: Vec<(PathBuf, String, Vec<(String, &GuestCrate)>)> = Vec::new();
+    // (target dir, profile, [(package name, crate)])
+    type Group<'a> = (PathBuf, String, Vec<(String, &'a GuestCrate)>);
+    let mut groups: Vec<Group<'_>> = Vec::new();
     for c in crates {
         let Some(l) = layout(&c.module) else {
             bail!(
@@ -103,31 +112,50 @@ pub fn build(crates: &[GuestCrate], progress: &mut dyn FnMut(&str)) -> anyhow::R
             );
         };
         let name = package_name(&c.dir)?;
-        if groups.iter().any(|(_, _, m)| m.iter().any(|(n, _)| *n == name)) {
+        if groups
+            .iter()
+            .any(|(_, _, m)| m.iter().any(|(n, _)| *n == name))
+        {
             continue;
         }
-        match groups.iter_mut().find(|(t, p, _)| *t == l.target_dir && *p == l.profile) {
+        match groups
+            .iter_mut()
+            .find(|(t, p, _)| *t == l.target_dir && *p == l.profile)
+        {
             Some(g) => g.2.push((name, c)),
             None => groups.push((l.target_dir, l.profile, vec![(name, c)])),
         }
     }
     for (target_dir, profile, members) in groups {
         let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
-        progress(&format!("building {} for {WASM_TARGET} ({profile} profile)", names.join(", ")));
+        progress(&format!(
+            "building {} for {WASM_TARGET} ({profile} profile)",
+            names.join(", ")
+        ));
         let mut cmd = Command::new(cargo());
         cmd.arg("build")
             .arg("--manifest-path")
             .arg(members[0].1.dir.join("Cargo.toml"))
-            .args(["--target", WASM_TARGET, "--profile", &profile, "--target-dir"])
+            .args([
+                "--target",
+                WASM_TARGET,
+                "--profile",
+                &profile,
+                "--target-dir",
+            ])
             .arg(&target_dir);
         for n in &names {
             cmd.args(["-p", n]);
         }
         // Nested inside `cargo test`/`cargo run`: never inherit the outer build's target.
-        cmd.env_remove("CARGO_TARGET_DIR").env_remove("CARGO_BUILD_TARGET");
+        cmd.env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET");
         let status = cmd.status().context("cannot run cargo")?;
         if !status.success() {
-            bail!("building {} failed (see the cargo output above)", names.join(", "));
+            bail!(
+                "building {} failed (see the cargo output above)",
+                names.join(", ")
+            );
         }
         for (name, c) in &members {
             if !c.module.exists() {

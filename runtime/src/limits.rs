@@ -66,7 +66,10 @@ impl Limits {
             max_request_body: o.max_request_body.unwrap_or(self.max_request_body),
             max_response_body: o.max_response_body.unwrap_or(self.max_response_body),
             subrequests: o.subrequests.unwrap_or(self.subrequests),
-            timeout: o.timeout_ms.map(Duration::from_millis).unwrap_or(self.timeout),
+            timeout: o
+                .timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(self.timeout),
         }
     }
 }
@@ -77,10 +80,12 @@ pub fn check_overrides(o: &LimitOverrides) -> Vec<String> {
     if o.cpu_ms == Some(0) {
         problems.push("cpu_ms must be at least 1".to_string());
     }
-    if let Some(m) = o.memory_mb {
-        if m == 0 || m > MAX_MEMORY_MB {
-            problems.push(format!("memory_mb must be between 1 and {MAX_MEMORY_MB}, not {m}"));
-        }
+    if let Some(m) = o.memory_mb
+        && (m == 0 || m > MAX_MEMORY_MB)
+    {
+        problems.push(format!(
+            "memory_mb must be between 1 and {MAX_MEMORY_MB}, not {m}"
+        ));
     }
     if o.timeout_ms == Some(0) {
         problems.push("timeout_ms must be at least 1".to_string());
@@ -110,7 +115,9 @@ pub enum LimitExceeded {
         limit_ms: u64,
     },
     /// The worker's response body was too large.
-    #[error("returned a body of {size} bytes, over its limit of {limit} bytes (limits.max_response_body)")]
+    #[error(
+        "returned a body of {size} bytes, over its limit of {limit} bytes (limits.max_response_body)"
+    )]
     ResponseBody {
         /// Size returned.
         size: u64,

@@ -75,7 +75,9 @@ enum Command {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -87,11 +89,15 @@ fn progress(line: &str) {
 }
 
 fn build_workers(config: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display()))?;
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
     // Parse without validating files: the modules do not exist yet.
-    let parsed: manifest::Manifest =
-        toml::from_str(&text).with_context(|| format!("{}: not a valid manifest", config.display()))?;
-    let base = config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parsed: manifest::Manifest = toml::from_str(&text)
+        .with_context(|| format!("{}: not a valid manifest", config.display()))?;
+    let base = config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let crates: Vec<guest_build::GuestCrate> = parsed
         .workers
         .iter()
@@ -113,14 +119,23 @@ fn print_try_urls(loaded: &manifest::LoadedManifest, bound: &server::BoundAddres
     println!(
         "sigil: listening{}{}{}",
         bound.http.map(|a| format!(" http={a}")).unwrap_or_default(),
-        bound.https.map(|a| format!(" https={a}")).unwrap_or_default(),
-        bound.admin.map(|a| format!(" admin={a}")).unwrap_or_default()
+        bound
+            .https
+            .map(|a| format!(" https={a}"))
+            .unwrap_or_default(),
+        bound
+            .admin
+            .map(|a| format!(" admin={a}"))
+            .unwrap_or_default()
     );
     let mut lines = Vec::new();
     for r in &m.routes {
         let host = r.host.as_deref().unwrap_or("*");
         let path = r.path.as_deref().unwrap_or("/");
-        let hostname = m.hostnames.iter().find(|h| h.name.eq_ignore_ascii_case(host));
+        let hostname = m
+            .hostnames
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(host));
         match (hostname, bound.https, bound.http) {
             (Some(h), Some(a), _) => {
                 let client = if h.client_cert == manifest::ClientCertMode::Off {
@@ -136,11 +151,19 @@ fn print_try_urls(loaded: &manifest::LoadedManifest, bound: &server::BoundAddres
                 ));
             }
             (None, _, Some(a)) => {
-                let h = if host == "*" { a.ip().to_string() } else { host.to_string() };
+                let h = if host == "*" {
+                    a.ip().to_string()
+                } else {
+                    host.to_string()
+                };
                 lines.push(format!(
                     "  worker {:<10} curl{} http://{h}:{}{path}",
                     r.worker,
-                    if host == "*" || host == a.ip().to_string() { String::new() } else { format!(" --resolve {host}:{}:{}", a.port(), a.ip()) },
+                    if host == "*" || host == a.ip().to_string() {
+                        String::new()
+                    } else {
+                        format!(" --resolve {host}:{}:{}", a.port(), a.ip())
+                    },
                     a.port()
                 ));
             }
@@ -163,7 +186,10 @@ async fn run_serve(config: &Path, drain: Duration) -> anyhow::Result<()> {
         Ok(x) => x,
         Err(errors) => anyhow::bail!("the configuration is not valid:\n{errors}"),
     };
-    server::serve(runtime, &loaded, drain, |bound| print_try_urls(&loaded, bound)).await
+    server::serve(runtime, &loaded, drain, |bound| {
+        print_try_urls(&loaded, bound)
+    })
+    .await
 }
 
 fn check(config: &Path) -> anyhow::Result<()> {
@@ -195,9 +221,14 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Build { config } => build_workers(&config),
         Command::Certs(cmd) => certs::certs_cli(cmd),
-        Command::Serve { config, drain_secs } => tokio_main(run_serve(&config, Duration::from_secs(drain_secs))),
+        Command::Serve { config, drain_secs } => {
+            tokio_main(run_serve(&config, Duration::from_secs(drain_secs)))
+        }
         Command::Dev { config, certs_dir } => (|| {
-            progress(&format!("checking development certificates in {}", certs_dir.display()));
+            progress(&format!(
+                "checking development certificates in {}",
+                certs_dir.display()
+            ));
             certs::dev_pki::init_dev_pki(&certs_dir, false, &mut |l| progress(l))?;
             build_workers(&config)?;
             progress(&format!("starting {}", config.display()));

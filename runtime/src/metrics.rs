@@ -126,7 +126,13 @@ impl Metrics {
     }
 
     /// Record `seconds` in histogram `name{labels}`.
-    pub fn observe(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)], seconds: f64) {
+    pub fn observe(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        seconds: f64,
+    ) {
         self.with_series(
             name,
             help,
@@ -192,14 +198,23 @@ impl Metrics {
                         (false, true) => labels.clone(),
                         (false, false) => format!("{labels},{extra}"),
                     };
-                    if joined.is_empty() { String::new() } else { format!("{{{joined}}}") }
+                    if joined.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{{{joined}}}")
+                    }
                 };
                 match s.value() {
                     Series::Counter(c) => {
                         let _ = writeln!(out, "{name}{} {}", braces(""), c.load(Ordering::Relaxed));
                     }
                     Series::Gauge(g) => {
-                        let _ = writeln!(out, "{name}{} {}", braces(""), f64::from_bits(g.load(Ordering::Relaxed)));
+                        let _ = writeln!(
+                            out,
+                            "{name}{} {}",
+                            braces(""),
+                            f64::from_bits(g.load(Ordering::Relaxed))
+                        );
                     }
                     Series::Histogram {
                         buckets,
@@ -208,7 +223,12 @@ impl Metrics {
                     } => {
                         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(buckets) {
                             let le = format!("le=\"{bound}\"");
-                            let _ = writeln!(out, "{name}_bucket{} {}", braces(&le), bucket.load(Ordering::Relaxed));
+                            let _ = writeln!(
+                                out,
+                                "{name}_bucket{} {}",
+                                braces(&le),
+                                bucket.load(Ordering::Relaxed)
+                            );
                         }
                         let n = count.load(Ordering::Relaxed);
                         let _ = writeln!(out, "{name}_bucket{} {n}", braces("le=\"+Inf\""));

@@ -14,7 +14,11 @@ pub struct Router {
 
 fn normalize_prefix(path: &str) -> String {
     let trimmed = path.trim_end_matches('/');
-    if trimmed.is_empty() { "/".into() } else { trimmed.into() }
+    if trimmed.is_empty() {
+        "/".into()
+    } else {
+        trimmed.into()
+    }
 }
 
 fn prefix_matches(prefix: &str, path: &str) -> bool {
@@ -37,7 +41,11 @@ impl Router {
         let entry = (normalize_prefix(path), Arc::<str>::from(worker));
         match host {
             None | Some("*") => self.any_host.push(entry),
-            Some(h) => self.exact.entry(h.to_ascii_lowercase()).or_default().push(entry),
+            Some(h) => self
+                .exact
+                .entry(h.to_ascii_lowercase())
+                .or_default()
+                .push(entry),
         }
     }
 

@@ -39,8 +39,11 @@ pub fn load(path: &Path) -> Result<(Arc<Runtime>, manifest::LoadedManifest), Man
         max_instances: server.max_instances.unwrap_or(1000),
         module_cache: cache_dir,
     };
-    let engine = Engine::new(&settings)
-        .map_err(|e| ManifestErrors(vec![loaded.error("server", format!("cannot create the wasm engine: {e:#}"))]))?;
+    let engine = Engine::new(&settings).map_err(|e| {
+        ManifestErrors(vec![
+            loaded.error("server", format!("cannot create the wasm engine: {e:#}")),
+        ])
+    })?;
     let generation = generation::build(&loaded, &engine)?;
     for w in &generation.warnings {
         tracing::warn!("{w}");
@@ -103,13 +106,24 @@ impl Runtime {
                 }
                 self.current.store(Arc::new(generation));
                 self.export_expiry_metrics();
-                metrics().inc("sigil_reloads_total", "Configuration reloads by result.", &[("result", "ok")]);
+                metrics().inc(
+                    "sigil_reloads_total",
+                    "Configuration reloads by result.",
+                    &[("result", "ok")],
+                );
                 tracing::info!(trigger, "configuration reloaded");
                 Ok(())
             }
             Err(errors) => {
-                metrics().inc("sigil_reloads_total", "Configuration reloads by result.", &[("result", "failed")]);
-                tracing::error!(trigger, "reload refused; still serving the previous configuration:\n{errors}");
+                metrics().inc(
+                    "sigil_reloads_total",
+                    "Configuration reloads by result.",
+                    &[("result", "failed")],
+                );
+                tracing::error!(
+                    trigger,
+                    "reload refused; still serving the previous configuration:\n{errors}"
+                );
                 Err(errors)
             }
         }
@@ -118,7 +132,9 @@ impl Runtime {
     /// Renew worker identities that reached their renewal time.
     pub fn renew_identities(&self) {
         let generation = self.current();
-        let Some(issuer) = &generation.issuer else { return };
+        let Some(issuer) = &generation.issuer else {
+            return;
+        };
         let now = now_unix();
         for entry in &generation.identities {
             if now < entry.renew_at.load(Ordering::Relaxed) {
@@ -127,9 +143,16 @@ impl Runtime {
             match issuer.issue_for_worker(&entry.worker, generation.identity_ttl) {
                 Ok((key, validity, _)) => {
                     entry.cert.replace(key);
-                    entry.renew_at.store(crate::certs::identity::renew_at(&validity), Ordering::Relaxed);
+                    entry.renew_at.store(
+                        crate::certs::identity::renew_at(&validity),
+                        Ordering::Relaxed,
+                    );
                     entry.not_after.store(validity.not_after, Ordering::Relaxed);
-                    metrics().inc("sigil_identity_renewals_total", "Worker identity renewals by worker.", &[("worker", &entry.worker)]);
+                    metrics().inc(
+                        "sigil_identity_renewals_total",
+                        "Worker identity renewals by worker.",
+                        &[("worker", &entry.worker)],
+                    );
                     tracing::debug!(worker = %entry.worker, "identity renewed");
                 }
                 Err(e) => tracing::error!(worker = %entry.worker, "identity renewal failed: {e}"),
@@ -146,11 +169,21 @@ impl Runtime {
         m.clear(name);
         let now = now_unix();
         for e in &generation.expiries {
-            m.set(name, help, &[("certificate", &e.label)], (e.not_after - now) as f64);
+            m.set(
+                name,
+                help,
+                &[("certificate", &e.label)],
+                (e.not_after - now) as f64,
+            );
         }
         for e in &generation.identities {
             let label = format!("identity:{}", e.worker);
-            m.set(name, help, &[("certificate", &label)], (e.not_after.load(Ordering::Relaxed) - now) as f64);
+            m.set(
+                name,
+                help,
+                &[("certificate", &label)],
+                (e.not_after.load(Ordering::Relaxed) - now) as f64,
+            );
         }
     }
 
@@ -160,7 +193,9 @@ impl Runtime {
             .files
             .iter()
             .map(|p| {
-                let meta = std::fs::metadata(p).ok().and_then(|m| Some((m.len(), m.modified().ok()?)));
+                let meta = std::fs::metadata(p)
+                    .ok()
+                    .and_then(|m| Some((m.len(), m.modified().ok()?)));
                 (p.clone(), meta)
             })
             .collect()
@@ -188,11 +223,9 @@ pub struct BoundAddresses {
 async fn bind(addr: &Option<String>, what: &str) -> anyhow::Result<Option<TcpListener>> {
     use anyhow::Context as _;
     match addr {
-        Some(a) => Ok(Some(
-            TcpListener::bind(a.as_str())
-                .await
-                .with_context(|| format!("cannot listen on server.{what} = \"{a}\" (is another process using it?)"))?,
-        )),
+        Some(a) => Ok(Some(TcpListener::bind(a.as_str()).await.with_context(
+            || format!("cannot listen on server.{what} = \"{a}\" (is another process using it?)"),
+        )?)),
         None => Ok(None),
     }
 }
@@ -217,10 +250,22 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     if let Some(l) = https {
-        tasks.push(tokio::spawn(listener::run(l, Protocol::Https, runtime.clone(), stop_rx.clone(), drain)));
+        tasks.push(tokio::spawn(listener::run(
+            l,
+            Protocol::Https,
+            runtime.clone(),
+            stop_rx.clone(),
+            drain,
+        )));
     }
     if let Some(l) = http {
-        tasks.push(tokio::spawn(listener::run(l, Protocol::Http, runtime.clone(), stop_rx.clone(), drain)));
+        tasks.push(tokio::spawn(listener::run(
+            l,
+            Protocol::Http,
+            runtime.clone(),
+            stop_rx.clone(),
+            drain,
+        )));
     }
     if let Some(l) = admin {
         tokio::spawn(crate::admin::run(l, runtime.clone(), stop_rx.clone()));
@@ -241,7 +286,9 @@ pub async fn serve(
 
     on_ready(&bound);
     shutdown_signal().await;
-    tracing::info!("shutting down: no new connections; draining requests in flight for up to {drain:?}");
+    tracing::info!(
+        "shutting down: no new connections; draining requests in flight for up to {drain:?}"
+    );
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;
@@ -255,7 +302,9 @@ fn spawn_reload_triggers(runtime: Arc<Runtime>, poll_secs: u64) {
     {
         let rt = runtime.clone();
         tokio::spawn(async move {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
                 return;
             };
             while hup.recv().await.is_some() {

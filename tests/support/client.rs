@@ -24,7 +24,10 @@ pub fn tls_config(ca: &Path, client: Option<(&Path, &Path)>, alpn: &[&[u8]]) -> 
         .with_root_certificates(roots);
     let mut config = match client {
         Some((cert, key)) => {
-            let chain: Vec<_> = CertificateDer::pem_file_iter(cert).unwrap().map(|c| c.unwrap()).collect();
+            let chain: Vec<_> = CertificateDer::pem_file_iter(cert)
+                .unwrap()
+                .map(|c| c.unwrap())
+                .collect();
             let key = PrivateKeyDer::from_pem_file(key).unwrap();
             builder.with_client_auth_cert(chain, key).unwrap()
         }
@@ -35,7 +38,12 @@ pub fn tls_config(ca: &Path, client: Option<(&Path, &Path)>, alpn: &[&[u8]]) -> 
 }
 
 /// A reqwest client that resolves `hosts` to `addr`, trusts `ca` and presents `client`.
-pub fn https_client(addr: SocketAddr, hosts: &[&str], ca: &Path, client: Option<(&Path, &Path)>) -> reqwest::Client {
+pub fn https_client(
+    addr: SocketAddr,
+    hosts: &[&str],
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config(ca, client, &[b"h2", b"http/1.1"]))
         .no_proxy()
@@ -60,7 +68,9 @@ pub async fn tls_connect(
         }
     };
     let tcp = TcpStream::connect(addr).await?;
-    TlsConnector::from(Arc::new(config)).connect(name, tcp).await
+    TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
 }
 
 /// Send GET requests with the given `authority` values over ONE connection
@@ -73,9 +83,10 @@ pub async fn requests_on_one_connection(
     let io = hyper_util::rt::TokioIo::new(stream);
     let mut out = Vec::new();
     if h2 {
-        let (mut sender, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-            .await
-            .expect("h2 handshake");
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .expect("h2 handshake");
         tokio::spawn(conn);
         for (authority, path) in requests {
             let req = http::Request::get(format!("https://{authority}{path}"))
@@ -88,7 +99,9 @@ pub async fn requests_on_one_connection(
             out.push((status, String::from_utf8_lossy(&body).into_owned()));
         }
     } else {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.expect("h1 handshake");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .expect("h1 handshake");
         tokio::spawn(conn);
         for (authority, path) in requests {
             let req = http::Request::get(*path)

@@ -59,10 +59,16 @@ pub fn module(name: &str) -> String {
 /// A module cache shared by the tests' sigil processes, so each module is
 /// compiled once per test run rather than once per test.
 pub fn module_cache() -> String {
-    workspace_root().join("target/wasm/module-cache").display().to_string()
+    workspace_root()
+        .join("target/wasm/module-cache")
+        .display()
+        .to_string()
 }
 
 /// A fresh temporary directory for one test.
 pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("sigil-test-").tempdir().expect("temp dir")
+    tempfile::Builder::new()
+        .prefix("sigil-test-")
+        .tempdir()
+        .expect("temp dir")
 }

@@ -66,7 +66,11 @@ pub fn cert_identity(der: &[u8]) -> (Option<String>, String, Vec<String>) {
         .next()
         .and_then(|c| c.as_str().ok())
         .map(str::to_string);
-    let serial = cert.raw_serial().iter().map(|b| format!("{b:02X}")).collect::<String>();
+    let serial = cert
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<String>();
     let uris = cert
         .subject_alternative_name()
         .ok()
@@ -90,11 +94,17 @@ impl Origin {
     /// certificates are required when `require` is true, else optional.
     pub async fn start(cert: &Path, key: &Path, client_cas: &[&Path], require: bool) -> Origin {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(load_roots(client_cas)), provider.clone());
+        let mut verifier = WebPkiClientVerifier::builder_with_provider(
+            Arc::new(load_roots(client_cas)),
+            provider.clone(),
+        );
         if !require {
             verifier = verifier.allow_unauthenticated();
         }
-        let chain: Vec<_> = CertificateDer::pem_file_iter(cert).unwrap().map(|c| c.unwrap()).collect();
+        let chain: Vec<_> = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
         let key = PrivateKeyDer::from_pem_file(key).unwrap();
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -111,12 +121,16 @@ impl Origin {
         let (seen2, hs2) = (seen.clone(), handshakes.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let seen = seen2.clone();
                 let hs = hs2.clone();
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     hs.fetch_add(1, Ordering::Relaxed);
                     let ident = tls
                         .get_ref()
@@ -132,15 +146,33 @@ impl Origin {
                                 Some((cn, serial, uris)) => (cn, Some(serial), uris),
                                 None => (None, None, Vec::new()),
                             };
-                            let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+                            let path = req
+                                .uri()
+                                .path_and_query()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default();
                             let headers = req
                                 .headers()
                                 .iter()
-                                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                                .map(|(k, v)| {
+                                    (
+                                        k.to_string(),
+                                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                    )
+                                })
                                 .collect();
-                            let body = format!("cn={} path={path}", cn.as_deref().unwrap_or("none"));
-                            seen.lock().unwrap().push(Seen { cn, serial, uris, path, headers });
-                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(body))))
+                            let body =
+                                format!("cn={} path={path}", cn.as_deref().unwrap_or("none"));
+                            seen.lock().unwrap().push(Seen {
+                                cn,
+                                serial,
+                                uris,
+                                path,
+                                headers,
+                            });
+                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                                Bytes::from(body),
+                            )))
                         }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())

@@ -83,7 +83,11 @@ impl Ca {
             req.not_after = now + time::Duration::seconds(na);
         }
         req.dns_sans = leaf.dns.iter().map(|s| s.to_string()).collect();
-        req.ip_sans = leaf.ips.iter().map(|s| s.parse::<IpAddr>().unwrap()).collect();
+        req.ip_sans = leaf
+            .ips
+            .iter()
+            .map(|s| s.parse::<IpAddr>().unwrap())
+            .collect();
         req.uri_sans = leaf.uris.iter().map(|s| s.to_string()).collect();
         self.ca.issue(&req).expect("issue")
     }
@@ -105,7 +109,14 @@ impl Ca {
 
     /// A client certificate with common name `cn`.
     pub fn client(&self, stem: &str, cn: &str) -> CertFiles {
-        self.issue(stem, CertUsage::ClientAuth, Leaf { cn, ..Default::default() })
+        self.issue(
+            stem,
+            CertUsage::ClientAuth,
+            Leaf {
+                cn,
+                ..Default::default()
+            },
+        )
     }
 
     /// A server certificate for `names` (DNS names; 127.0.0.1 is always added).
@@ -127,7 +138,11 @@ impl Ca {
         let now = time::OffsetDateTime::now_utc();
         let pem = self
             .ca
-            .issue_crl(serials, now - time::Duration::minutes(1), now + time::Duration::days(1))
+            .issue_crl(
+                serials,
+                now - time::Duration::minutes(1),
+                now + time::Duration::days(1),
+            )
             .expect("CRL");
         let path = self.dir.join(format!("{stem}.crl.pem"));
         std::fs::write(&path, pem).unwrap();

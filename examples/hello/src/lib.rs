@@ -8,10 +8,7 @@ fn handle(req: Request) -> Response {
     if let Some(auth) = req.client_auth() {
         body.push_str(&format!(
             "client certificate: presented={} verified={} subject={:?} spiffe_id={:?}\n",
-            auth.cert_presented,
-            auth.cert_verified,
-            auth.cert_subject_dn,
-            auth.spiffe_id
+            auth.cert_presented, auth.cert_verified, auth.cert_subject_dn, auth.spiffe_id
         ));
     }
     sigil_sdk::log::info(&format!("hello served {}", req.path()));

@@ -8,7 +8,8 @@
 use sigil_sdk::{Error, Request, Response, fetch};
 
 fn handle(req: Request) -> Result<Response, Error> {
-    let origin = std::env::var("RECORDS_ORIGIN").unwrap_or_else(|_| "https://localhost:9443".into());
+    let origin =
+        std::env::var("RECORDS_ORIGIN").unwrap_or_else(|_| "https://localhost:9443".into());
     let mut url = format!("{origin}{}", req.path());
     if let Some(q) = req.query() {
         url.push('?');

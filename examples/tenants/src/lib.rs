@@ -26,14 +26,21 @@ fn handle(req: Request) -> Result<Response, Error> {
         let mut body = String::new();
         for (t, result) in TENANTS.iter().zip(fetch_all(calls)) {
             match result {
-                Ok(r) => body.push_str(&format!("{t}: {} {}\n", r.status(), r.text_body().trim_end())),
+                Ok(r) => body.push_str(&format!(
+                    "{t}: {} {}\n",
+                    r.status(),
+                    r.text_body().trim_end()
+                )),
                 Err(e) => body.push_str(&format!("{t}: error: {e}\n")),
             }
         }
         return Ok(Response::ok(body));
     }
     let Some((binding, url)) = backend(tenant) else {
-        return Ok(Response::text(404, format!("unknown tenant \"{tenant}\"\n")));
+        return Ok(Response::text(
+            404,
+            format!("unknown tenant \"{tenant}\"\n"),
+        ));
     };
     let resp = binding.fetch(format!("{url}/{rest}"))?;
     Ok(Response::new(resp.status()).with_body(resp.body().to_vec()))

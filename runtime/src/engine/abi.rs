@@ -39,8 +39,10 @@ fn read_guest(
 
 fn encode_result(result: &FetchResult) -> Vec<u8> {
     codec::encode(result).unwrap_or_else(|e| {
-        codec::encode(&FetchResult::Err(FetchError::InvalidRequest { reason: e.0 }))
-            .unwrap_or_default()
+        codec::encode(&FetchResult::Err(FetchError::InvalidRequest {
+            reason: e.0,
+        }))
+        .unwrap_or_default()
     })
 }
 
@@ -124,7 +126,11 @@ pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> 
     linker.func_wrap(
         MODULE,
         "fetch_read",
-        |mut caller: Caller<'_, RequestState>, handle: i32, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+        |mut caller: Caller<'_, RequestState>,
+         handle: i32,
+         ptr: i32,
+         len: i32|
+         -> wasmtime::Result<i32> {
             let handle = handle as u32;
             let bytes = match caller.data_mut().fetches.slots.remove(&handle) {
                 Some(FetchSlot::Done(bytes)) if bytes.len() == len as u32 as usize => bytes,
@@ -135,9 +141,13 @@ pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> 
                 None => return Ok(-1),
             };
             let mem = memory(&mut caller)?;
-            mem.write(&mut caller, ptr as u32 as usize, &bytes).map_err(|_| {
-                format_err!("sigil.fetch_read: the guest's buffer at {:#x} is outside its memory", ptr as u32)
-            })?;
+            mem.write(&mut caller, ptr as u32 as usize, &bytes)
+                .map_err(|_| {
+                    format_err!(
+                        "sigil.fetch_read: the guest's buffer at {:#x} is outside its memory",
+                        ptr as u32
+                    )
+                })?;
             Ok(0)
         },
     )?;
@@ -145,7 +155,11 @@ pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> 
     linker.func_wrap(
         MODULE,
         "log",
-        |mut caller: Caller<'_, RequestState>, level: i32, ptr: i32, len: i32| -> wasmtime::Result<()> {
+        |mut caller: Caller<'_, RequestState>,
+         level: i32,
+         ptr: i32,
+         len: i32|
+         -> wasmtime::Result<()> {
             let len = (len as u32 as usize).min(MAX_LOG_LINE) as i32;
             let bytes = read_guest(&mut caller, "log", ptr, len)?;
             let message = String::from_utf8_lossy(&bytes);

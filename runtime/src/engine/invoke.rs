@@ -47,7 +47,9 @@ pub enum InvokeError {
         message: String,
     },
     /// No instance slot was free.
-    #[error("worker \"{worker}\" is at capacity: every instance slot is busy (server.max_instances)")]
+    #[error(
+        "worker \"{worker}\" is at capacity: every instance slot is busy (server.max_instances)"
+    )]
     Capacity {
         /// The worker.
         worker: String,
@@ -121,7 +123,9 @@ impl Engine {
             ))
         });
 
-        let outcome = tokio::time::timeout(limits.timeout, call_handler(module, &mut store, invocation)).await;
+        let outcome =
+            tokio::time::timeout(limits.timeout, call_handler(module, &mut store, invocation))
+                .await;
         let state = store.data();
         log_output(state);
         match outcome {
@@ -144,7 +148,11 @@ impl Engine {
                 Ok(resp)
             }
             Ok(Ok(HandlerOutput::Error { status, message })) => Err(InvokeError::Handler {
-                status: if (400..=599).contains(&status) { status } else { 500 },
+                status: if (400..=599).contains(&status) {
+                    status
+                } else {
+                    500
+                },
                 message,
             }),
             Ok(Err(CallError::Wasm(err))) => Err(classify(err, state, worker)),
@@ -193,7 +201,11 @@ async fn call_handler(
     let ptr = alloc.call_async(&mut *store, len).await?;
     memory
         .write(&mut *store, ptr as usize, &input)
-        .map_err(|_| CallError::Abi(format!("sigil_alloc returned {ptr:#x}, outside the guest's memory")))?;
+        .map_err(|_| {
+            CallError::Abi(format!(
+                "sigil_alloc returned {ptr:#x}, outside the guest's memory"
+            ))
+        })?;
     drop(input);
 
     let packed = handle.call_async(&mut *store, (ptr, len)).await?;
@@ -208,7 +220,9 @@ async fn call_handler(
     let mut output = vec![0u8; out_len as usize];
     memory
         .read(&*store, out_ptr as usize, &mut output)
-        .map_err(|_| CallError::Abi("sigil_handle returned a result outside the guest's memory".into()))?;
+        .map_err(|_| {
+            CallError::Abi("sigil_handle returned a result outside the guest's memory".into())
+        })?;
     codec::decode::<HandlerOutput>(&output, (limit + ENVELOPE) as usize)
         .map_err(|e| CallError::Abi(format!("sigil_handle returned a malformed result: {e}")))
 }
@@ -237,7 +251,10 @@ fn classify(err: wasmtime::Error, state: &RequestState, worker: String) -> Invok
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return InvokeError::Trap {
             worker,
-            message: format!("the worker called exit({}) instead of returning a response", exit.0),
+            message: format!(
+                "the worker called exit({}) instead of returning a response",
+                exit.0
+            ),
         };
     }
     let message = format!("{err:#}");

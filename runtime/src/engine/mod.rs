@@ -45,7 +45,9 @@ impl Default for EngineSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
     /// The file could not be read.
-    #[error("{path}: cannot read the module: {source}; build it first (sigil build, or cargo build --target wasm32-wasip1)")]
+    #[error(
+        "{path}: cannot read the module: {source}; build it first (sigil build, or cargo build --target wasm32-wasip1)"
+    )]
     Read {
         /// The module path.
         path: PathBuf,
@@ -137,7 +139,11 @@ impl Engine {
     }
 
     /// Compile (or load from the cache) module `bytes` read from `path`.
-    pub fn load_module_bytes(&self, path: &Path, bytes: &[u8]) -> Result<WorkerModule, ModuleError> {
+    pub fn load_module_bytes(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<WorkerModule, ModuleError> {
         let invalid = |message: String| ModuleError::Invalid {
             path: path.to_path_buf(),
             message,

@@ -1,9 +1,9 @@
 //! What one request's wasm `Store` carries: WASI, the memory limiter, the CPU
 //! meter, the subrequests in flight and the context the host calls need.
 
+use crate::inbound::forward::ForwardedClientCert;
 use crate::limits::Limits;
 use crate::outbound::WorkerOutbound;
-use crate::inbound::forward::ForwardedClientCert;
 use sigil_sdk::wire::FetchResult;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -130,7 +130,10 @@ impl Mark {
 /// CPU time consumed by the calling thread.
 #[cfg(unix)]
 fn thread_cpu_time() -> Option<Duration> {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes one timespec into the valid pointer.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))

@@ -122,7 +122,10 @@ mod tests {
     fn strips_client_supplied_copies() {
         let mut h = HeaderMap::new();
         h.insert("client-cert", HeaderValue::from_static(":Zm9yZ2Vk:"));
-        h.insert("x-forwarded-client-cert", HeaderValue::from_static("Hash=forged"));
+        h.insert(
+            "x-forwarded-client-cert",
+            HeaderValue::from_static("Hash=forged"),
+        );
         h.insert("sigil-worker", HeaderValue::from_static("writer"));
         h.insert("accept", HeaderValue::from_static("*/*"));
         strip_inbound(&mut h);

@@ -66,7 +66,10 @@ pub async fn run(
         }
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown: connections still open after {drain:?}; closing them");
     }
 }
@@ -96,17 +99,30 @@ fn handshake_metric(hostname: &str, result: &str) {
 }
 
 fn failure_label(e: &std::io::Error) -> String {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         Some(rustls::Error::NoCertificatesPresented) => "no_client_certificate".into(),
-        Some(rustls::Error::InvalidCertificate(c)) => format!("client_certificate_{c:?}").to_ascii_lowercase(),
+        Some(rustls::Error::InvalidCertificate(c)) => {
+            format!("client_certificate_{c:?}").to_ascii_lowercase()
+        }
         Some(rustls::Error::AlertReceived(a)) => format!("alert_{a:?}").to_ascii_lowercase(),
         Some(rustls::Error::General(_)) => "client_certificate_rejected".into(),
-        Some(other) => format!("{other:?}").chars().take(40).collect::<String>().to_ascii_lowercase(),
+        Some(other) => format!("{other:?}")
+            .chars()
+            .take(40)
+            .collect::<String>()
+            .to_ascii_lowercase(),
         None => format!("{:?}", e.kind()).to_ascii_lowercase(),
     }
 }
 
-async fn serve_tls(stream: TcpStream, runtime: Arc<Runtime>, watcher: hyper_util::server::graceful::Watcher) {
+async fn serve_tls(
+    stream: TcpStream,
+    runtime: Arc<Runtime>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
     let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
     let start = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor).await {
         Ok(Ok(start)) => start,
@@ -120,17 +136,32 @@ async fn serve_tls(stream: TcpStream, runtime: Arc<Runtime>, watcher: hyper_util
             return;
         }
     };
-    let sni = start.client_hello().server_name().map(str::to_ascii_lowercase);
+    let sni = start
+        .client_hello()
+        .server_name()
+        .map(str::to_ascii_lowercase);
     let generation = runtime.current();
     let Some(policy) = generation.hostnames.select(sni.as_deref()).cloned() else {
-        let reason = if sni.is_some() { "unknown_sni" } else { "no_sni" };
-        tracing::info!(sni = sni.as_deref().unwrap_or("-"), "refused TLS connection: {reason} and no server.default_hostname");
+        let reason = if sni.is_some() {
+            "unknown_sni"
+        } else {
+            "no_sni"
+        };
+        tracing::info!(
+            sni = sni.as_deref().unwrap_or("-"),
+            "refused TLS connection: {reason} and no server.default_hostname"
+        );
         handshake_metric(sni.as_deref().unwrap_or("-"), reason);
         return;
     };
     drop(generation);
     let sni_matched = sni.as_deref() == Some(&*policy.name);
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, start.into_stream(policy.server_config.clone())).await {
+    let tls = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        start.into_stream(policy.server_config.clone()),
+    )
+    .await
+    {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             let reason = failure_label(&e);

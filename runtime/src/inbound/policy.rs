@@ -64,15 +64,18 @@ impl HostnamePolicy {
             mode => {
                 let mut roots = RootCertStore::empty();
                 for ca in &spec.client_cas {
-                    roots
-                        .add(ca.clone())
-                        .map_err(|e| format!("a client CA certificate is not usable as a trust anchor: {e}"))?;
+                    roots.add(ca.clone()).map_err(|e| {
+                        format!("a client CA certificate is not usable as a trust anchor: {e}")
+                    })?;
                 }
-                let mut webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let mut webpki =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
                 if !spec.crls.is_empty() {
                     webpki = webpki.with_crls(spec.crls.clone());
                 }
-                let inner = webpki.build().map_err(|e| format!("cannot build the client verifier: {e}"))?;
+                let inner = webpki
+                    .build()
+                    .map_err(|e| format!("cannot build the client verifier: {e}"))?;
                 Some(Arc::new(HostnameClientVerifier::new(
                     inner,
                     mode == ClientCertMode::Require,
@@ -116,7 +119,8 @@ impl HostnamePolicies {
 
     /// The policy for a client hello's SNI: the exact hostname, else the default.
     pub fn select(&self, sni: Option<&str>) -> Option<&Arc<HostnamePolicy>> {
-        sni.and_then(|name| self.get(name)).or(self.default.as_ref())
+        sni.and_then(|name| self.get(name))
+            .or(self.default.as_ref())
     }
 
     /// The policy of hostname `name` (case-insensitive), if configured.

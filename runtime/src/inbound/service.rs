@@ -49,13 +49,19 @@ fn request_host<B>(req: &Request<B>) -> Option<String> {
                 .get(http::header::HOST)
                 .and_then(|h| h.to_str().ok())
                 .map(|h| match h.rsplit_once(':') {
-                    Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(':') => {
+                    Some((host, port))
+                        if port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(':') =>
+                    {
                         host.to_string()
                     }
                     _ => h.to_string(),
                 })
         })?;
-    Some(raw.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+    Some(
+        raw.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase(),
+    )
 }
 
 /// Serve `req`, which arrived on a connection described by `conn`.
@@ -92,7 +98,12 @@ pub async fn serve(
 
 type Outcome = Result<(String, Response<Full<Bytes>>), (String, Response<Full<Bytes>>)>;
 
-async fn serve_inner(runtime: &Runtime, conn: &ConnectionInfo, mut req: Request<Incoming>, request_id: &str) -> Outcome {
+async fn serve_inner(
+    runtime: &Runtime,
+    conn: &ConnectionInfo,
+    mut req: Request<Incoming>,
+    request_id: &str,
+) -> Outcome {
     let none = || "-".to_string();
     let generation = runtime.current();
     let Some(host) = request_host(&req) else {
@@ -120,19 +131,24 @@ async fn serve_inner(runtime: &Runtime, conn: &ConnectionInfo, mut req: Request<
                     none(),
                     text(
                         421,
-                        format!("misdirected request: {host} requires its own TLS connection with SNI {host}\n"),
+                        format!(
+                            "misdirected request: {host} requires its own TLS connection with SNI {host}\n"
+                        ),
                     ),
                 ));
             }
         }
         None => {
-            if let Some(policy) = generation.hostnames.get(&host) {
-                if policy.mode != crate::manifest::ClientCertMode::Off {
-                    return Err((
-                        none(),
-                        text(421, format!("{host} requires HTTPS with a client certificate\n")),
-                    ));
-                }
+            if let Some(policy) = generation.hostnames.get(&host)
+                && policy.mode != crate::manifest::ClientCertMode::Off
+            {
+                return Err((
+                    none(),
+                    text(
+                        421,
+                        format!("{host} requires HTTPS with a client certificate\n"),
+                    ),
+                ));
             }
         }
     }
@@ -156,16 +172,37 @@ async fn serve_inner(runtime: &Runtime, conn: &ConnectionInfo, mut req: Request<
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > limit)
     {
-        return Err((label, text(413, format!("request body over the worker's limit of {limit} bytes (limits.max_request_body)\n"))));
+        return Err((
+            label,
+            text(
+                413,
+                format!(
+                    "request body over the worker's limit of {limit} bytes (limits.max_request_body)\n"
+                ),
+            ),
+        ));
     }
     let body = match Limited::new(body, limit as usize).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
-            let too_large = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
+            let too_large = e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
             return Err(if too_large {
-                (label, text(413, format!("request body over the worker's limit of {limit} bytes (limits.max_request_body)\n")))
+                (
+                    label,
+                    text(
+                        413,
+                        format!(
+                            "request body over the worker's limit of {limit} bytes (limits.max_request_body)\n"
+                        ),
+                    ),
+                )
             } else {
-                (label, text(400, format!("cannot read the request body: {e}\n")))
+                (
+                    label,
+                    text(400, format!("cannot read the request body: {e}\n")),
+                )
             });
         }
     };
@@ -174,13 +211,28 @@ async fn serve_inner(runtime: &Runtime, conn: &ConnectionInfo, mut req: Request<
         .uri
         .authority()
         .map(|a| a.to_string())
-        .or_else(|| parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
+        .or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| host.clone());
-    let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let headers = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let invocation = Invocation {
         request: WireRequest {
@@ -202,16 +254,31 @@ async fn serve_inner(runtime: &Runtime, conn: &ConnectionInfo, mut req: Request<
         deadline: Instant::now() + worker.limits.timeout,
         vars: worker.vars.clone(),
     };
-    match runtime.engine().invoke(&worker.module, call, &invocation).await {
+    match runtime
+        .engine()
+        .invoke(&worker.module, call, &invocation)
+        .await
+    {
         Ok(wire) => {
             let mut resp = Response::new(Full::new(Bytes::from(wire.body)));
-            *resp.status_mut() = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            *resp.status_mut() =
+                StatusCode::from_u16(wire.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             for (name, value) in wire.headers {
                 let lower = name.to_ascii_lowercase();
-                if matches!(lower.as_str(), "connection" | "transfer-encoding" | "keep-alive" | "upgrade" | "content-length") {
+                if matches!(
+                    lower.as_str(),
+                    "connection"
+                        | "transfer-encoding"
+                        | "keep-alive"
+                        | "upgrade"
+                        | "content-length"
+                ) {
                     continue;
                 }
-                if let (Ok(n), Ok(v)) = (http::HeaderName::from_bytes(lower.as_bytes()), HeaderValue::from_str(&value)) {
+                if let (Ok(n), Ok(v)) = (
+                    http::HeaderName::from_bytes(lower.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
                     resp.headers_mut().append(n, v);
                 }
             }

@@ -23,7 +23,11 @@ pub struct HostnameClientVerifier {
 
 impl HostnameClientVerifier {
     /// Wrap `inner` (a WebPKI verifier over the hostname's CAs and CRLs).
-    pub fn new(inner: Arc<dyn ClientCertVerifier>, mandatory: bool, max_chain_depth: usize) -> Self {
+    pub fn new(
+        inner: Arc<dyn ClientCertVerifier>,
+        mandatory: bool,
+        max_chain_depth: usize,
+    ) -> Self {
         HostnameClientVerifier {
             inner,
             mandatory,
@@ -40,10 +44,16 @@ impl HostnameClientVerifier {
         if let Err(reason) = self.check_depth(chain.len()) {
             return (CertVerified::Failed(reason), false);
         }
-        match self.inner.verify_client_cert(leaf, intermediates, UnixTime::now()) {
+        match self
+            .inner
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+        {
             Ok(_) => (CertVerified::Success, false),
             Err(e) => {
-                let revoked = matches!(e, Error::InvalidCertificate(rustls::CertificateError::Revoked));
+                let revoked = matches!(
+                    e,
+                    Error::InvalidCertificate(rustls::CertificateError::Revoked)
+                );
                 (CertVerified::Failed(failure_reason(&e)), revoked)
             }
         }
@@ -71,9 +81,13 @@ pub fn failure_reason(e: &Error) -> String {
             C::UnknownIssuer => "unable to get local issuer certificate".into(),
             C::Revoked => "certificate revoked".into(),
             C::BadSignature => "certificate signature failure".into(),
-            C::InvalidPurpose | C::InvalidPurposeContext { .. } => "unsupported certificate purpose".into(),
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                "unsupported certificate purpose".into()
+            }
             C::UnknownRevocationStatus => "unable to get certificate CRL".into(),
-            C::ExpiredRevocationList | C::ExpiredRevocationListContext { .. } => "CRL has expired".into(),
+            C::ExpiredRevocationList | C::ExpiredRevocationListContext { .. } => {
+                "CRL has expired".into()
+            }
             other => format!("{other:?}"),
         },
         other => other.to_string(),
@@ -102,8 +116,10 @@ impl ClientCertVerifier for HostnameClientVerifier {
         if !self.mandatory {
             return Ok(ClientCertVerified::assertion());
         }
-        self.check_depth(intermediates.len() + 1).map_err(Error::General)?;
-        self.inner.verify_client_cert(end_entity, intermediates, now)
+        self.check_depth(intermediates.len() + 1)
+            .map_err(Error::General)?;
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)
     }
 
     fn verify_tls12_signature(

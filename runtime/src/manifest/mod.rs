@@ -29,7 +29,13 @@ impl std::fmt::Display for ManifestError {
         if self.item.is_empty() {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}: {}: {}", self.file.display(), self.item, self.message)
+            write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.item,
+                self.message
+            )
         }
     }
 }

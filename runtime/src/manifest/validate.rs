@@ -21,10 +21,10 @@ pub struct AllowedOrigin {
 impl AllowedOrigin {
     /// Whether a request to `scheme://host:port` is allowed by this entry.
     pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
-        if let Some(s) = &self.scheme {
-            if s != scheme {
-                return false;
-            }
+        if let Some(s) = &self.scheme
+            && s != scheme
+        {
+            return false;
         }
         let host_ok = if self.host == "*" {
             true
@@ -65,11 +65,17 @@ pub fn parse_allowed_origin(entry: &str) -> Result<AllowedOrigin, String> {
     let scheme = match scheme {
         "http" | "https" => Some(scheme.to_string()),
         "*" => None,
-        other => return Err(format!("\"{entry}\": scheme \"{other}\" is not http, https or *")),
+        other => {
+            return Err(format!(
+                "\"{entry}\": scheme \"{other}\" is not http, https or *"
+            ));
+        }
     };
     let rest = rest.trim_end_matches('/');
     if rest.contains('/') {
-        return Err(format!("\"{entry}\": give an origin (scheme://host[:port]), not a path"));
+        return Err(format!(
+            "\"{entry}\": give an origin (scheme://host[:port]), not a path"
+        ));
     }
     let (host, port, any_port) = match rest.rsplit_once(':') {
         Some((h, "*")) => (h, None, true),
@@ -86,7 +92,10 @@ pub fn parse_allowed_origin(entry: &str) -> Result<AllowedOrigin, String> {
     }
     Ok(AllowedOrigin {
         scheme,
-        host: host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase(),
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase(),
         port,
         any_port,
     })
@@ -99,7 +108,9 @@ pub(crate) fn is_valid_hostname(name: &str) -> bool {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -127,25 +138,29 @@ pub(super) fn validate(m: &LoadedManifest) -> Vec<ManifestError> {
         ("https", &man.server.https),
         ("admin", &man.server.admin),
     ] {
-        if let Some(addr) = value {
-            if addr.parse::<SocketAddr>().is_err() {
-                err(
-                    format!("server.{key}"),
-                    format!("\"{addr}\" is not a listen address; write it as IP:PORT, e.g. \"127.0.0.1:8443\""),
-                );
-            }
+        if let Some(addr) = value
+            && addr.parse::<SocketAddr>().is_err()
+        {
+            err(
+                format!("server.{key}"),
+                format!(
+                    "\"{addr}\" is not a listen address; write it as IP:PORT, e.g. \"127.0.0.1:8443\""
+                ),
+            );
         }
     }
     if man.server.http.is_none() && man.server.https.is_none() {
         err(
             "server".into(),
-            "no listener: set server.http and/or server.https (e.g. https = \"127.0.0.1:8443\")".into(),
+            "no listener: set server.http and/or server.https (e.g. https = \"127.0.0.1:8443\")"
+                .into(),
         );
     }
     if man.server.https.is_some() && man.hostnames.is_empty() {
         err(
             "server.https".into(),
-            "an HTTPS listener needs at least one [[hostnames]] entry with its server certificate".into(),
+            "an HTTPS listener needs at least one [[hostnames]] entry with its server certificate"
+                .into(),
         );
     }
     for problem in crate::limits::check_overrides(&man.limits) {
@@ -158,7 +173,10 @@ pub(super) fn validate(m: &LoadedManifest) -> Vec<ManifestError> {
             err("identity.trust_domain".into(), e.to_string());
         }
         if id.ttl_secs == Some(0) {
-            err("identity.ttl_secs".into(), "must be at least 1 second (default 3600)".into());
+            err(
+                "identity.ttl_secs".into(),
+                "must be at least 1 second (default 3600)".into(),
+            );
         }
     }
 
@@ -167,16 +185,24 @@ pub(super) fn validate(m: &LoadedManifest) -> Vec<ManifestError> {
     for c in &man.certificates {
         let item = format!("certificate \"{}\"", c.name);
         if !is_valid_name(&c.name) {
-            err(item.clone(), "name must be letters, digits, '-', '_' or '.'".into());
+            err(
+                item.clone(),
+                "name must be letters, digits, '-', '_' or '.'".into(),
+            );
         }
         if c.name == IDENTITY_CERTIFICATE {
             err(
                 item.clone(),
-                format!("\"{IDENTITY_CERTIFICATE}\" is reserved for each worker's own Sigil identity; rename this certificate"),
+                format!(
+                    "\"{IDENTITY_CERTIFICATE}\" is reserved for each worker's own Sigil identity; rename this certificate"
+                ),
             );
         }
         if !certificates.insert(c.name.as_str()) {
-            err(item, "declared twice; certificate names must be unique".into());
+            err(
+                item,
+                "declared twice; certificate names must be unique".into(),
+            );
         }
     }
 
@@ -185,10 +211,16 @@ pub(super) fn validate(m: &LoadedManifest) -> Vec<ManifestError> {
     for h in &man.hostnames {
         let item = format!("hostname \"{}\"", h.name);
         if !is_valid_hostname(&h.name) {
-            err(item.clone(), "not a valid DNS name (letters, digits, '-' and dots)".into());
+            err(
+                item.clone(),
+                "not a valid DNS name (letters, digits, '-' and dots)".into(),
+            );
         }
         if !hostnames.insert(h.name.to_ascii_lowercase()) {
-            err(item.clone(), "declared twice; each hostname has exactly one policy".into());
+            err(
+                item.clone(),
+                "declared twice; each hostname has exactly one policy".into(),
+            );
         }
         if h.client_cert != ClientCertMode::Off && h.client_ca.is_empty() {
             err(
@@ -197,19 +229,23 @@ pub(super) fn validate(m: &LoadedManifest) -> Vec<ManifestError> {
             );
         }
         if h.client_cert == ClientCertMode::Off && !h.crl.is_empty() {
-            err(item.clone(), "crl is set but client_cert = \"off\"; CRLs only apply to client certificates".into());
+            err(
+                item.clone(),
+                "crl is set but client_cert = \"off\"; CRLs only apply to client certificates"
+                    .into(),
+            );
         }
         if h.max_chain_depth == Some(0) {
             err(item, "max_chain_depth must be at least 1".into());
         }
     }
-    if let Some(d) = &man.server.default_hostname {
-        if !hostnames.contains(&d.to_ascii_lowercase()) {
-            err(
-                "server.default_hostname".into(),
-                format!("\"{d}\" is not declared under [[hostnames]]"),
-            );
-        }
+    if let Some(d) = &man.server.default_hostname
+        && !hostnames.contains(&d.to_ascii_lowercase())
+    {
+        err(
+            "server.default_hostname".into(),
+            format!("\"{d}\" is not declared under [[hostnames]]"),
+        );
     }
 
     // [[workers]]
@@ -217,19 +253,37 @@ pub(super) fn validate(m: &LoadedManifest) -> Vec<ManifestError> {
     for w in &man.workers {
         let item = format!("worker \"{}\"", w.name);
         if !is_valid_name(&w.name) {
-            err(item.clone(), "name must be letters, digits, '-', '_' or '.'".into());
+            err(
+                item.clone(),
+                "name must be letters, digits, '-', '_' or '.'".into(),
+            );
         }
         if !workers.insert(w.name.as_str()) {
-            err(item.clone(), "declared twice; worker names must be unique".into());
+            err(
+                item.clone(),
+                "declared twice; worker names must be unique".into(),
+            );
         }
         let identity_on = man.identity.is_some() && w.identity != Some(false);
         let mut bindings = HashMap::new();
         for b in &w.mtls_certificates {
             if !is_valid_name(&b.binding) {
-                err(item.clone(), format!("binding \"{}\": name must be letters, digits, '-', '_' or '.'", b.binding));
+                err(
+                    item.clone(),
+                    format!(
+                        "binding \"{}\": name must be letters, digits, '-', '_' or '.'",
+                        b.binding
+                    ),
+                );
             }
-            if bindings.insert(b.binding.as_str(), b.certificate.as_str()).is_some() {
-                err(item.clone(), format!("binding \"{}\" declared twice", b.binding));
+            if bindings
+                .insert(b.binding.as_str(), b.certificate.as_str())
+                .is_some()
+            {
+                err(
+                    item.clone(),
+                    format!("binding \"{}\" declared twice", b.binding),
+                );
             }
             if b.certificate == IDENTITY_CERTIFICATE {
                 if !identity_on {
@@ -256,13 +310,15 @@ pub(super) fn validate(m: &LoadedManifest) -> Vec<ManifestError> {
                 );
             }
         }
-        if let Some(d) = &w.default_binding {
-            if !bindings.contains_key(d.as_str()) {
-                err(
-                    item.clone(),
-                    format!("default_binding \"{d}\" is not one of this worker's [[workers.mtls_certificates]] bindings"),
-                );
-            }
+        if let Some(d) = &w.default_binding
+            && !bindings.contains_key(d.as_str())
+        {
+            err(
+                item.clone(),
+                format!(
+                    "default_binding \"{d}\" is not one of this worker's [[workers.mtls_certificates]] bindings"
+                ),
+            );
         }
         for entry in &w.allowed_outbound_hosts {
             if let Err(e) = parse_allowed_origin(entry) {
@@ -283,24 +339,37 @@ pub(super) fn validate(m: &LoadedManifest) -> Vec<ManifestError> {
         if !workers.contains(r.worker.as_str()) {
             err(
                 item.clone(),
-                format!("routes to worker \"{}\", which is not declared under [[workers]]", r.worker),
+                format!(
+                    "routes to worker \"{}\", which is not declared under [[workers]]",
+                    r.worker
+                ),
             );
         }
         if host != "*" && !is_valid_hostname(host) && host.parse::<std::net::IpAddr>().is_err() {
-            err(item.clone(), "host must be a DNS name, an IP address or \"*\"".into());
+            err(
+                item.clone(),
+                "host must be a DNS name, an IP address or \"*\"".into(),
+            );
         }
         if !path.starts_with('/') {
             err(item.clone(), "path must start with '/'".into());
         }
-        let key = (host.to_ascii_lowercase(), path.trim_end_matches('/').to_string());
+        let key = (
+            host.to_ascii_lowercase(),
+            path.trim_end_matches('/').to_string(),
+        );
         if !seen_routes.insert(key) {
-            err(item, "declared twice; each host and path prefix routes to one worker".into());
+            err(
+                item,
+                "declared twice; each host and path prefix routes to one worker".into(),
+            );
         }
     }
     if man.routes.is_empty() && !man.workers.is_empty() {
         err(
             "routes".into(),
-            "no [[routes]]: add one, e.g. [[routes]] host = \"*\" path = \"/\" worker = \"hello\"".into(),
+            "no [[routes]]: add one, e.g. [[routes]] host = \"*\" path = \"/\" worker = \"hello\""
+                .into(),
         );
     }
     errors

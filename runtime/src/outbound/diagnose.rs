@@ -24,11 +24,18 @@ fn tls_error(e: &std::io::Error) -> Option<rustls::Error> {
 
 /// Connect to `host:port` with `config`, complete the handshake, and return
 /// the TLS error the origin answers with, if any.
-pub async fn tls_verdict(config: Arc<ClientConfig>, host: &str, port: u16) -> Option<rustls::Error> {
+pub async fn tls_verdict(
+    config: Arc<ClientConfig>,
+    host: &str,
+    port: u16,
+) -> Option<rustls::Error> {
     let name = ServerName::try_from(host.to_string()).ok()?;
     let attempt = async {
         let tcp = TcpStream::connect((host, port)).await.ok()?;
-        let mut tls = match tokio_rustls::TlsConnector::from(config).connect(name, tcp).await {
+        let mut tls = match tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+        {
             Ok(tls) => tls,
             Err(e) => return tls_error(&e),
         };
@@ -38,5 +45,8 @@ pub async fn tls_verdict(config: Arc<ClientConfig>, host: &str, port: u16) -> Op
             _ => None,
         }
     };
-    tokio::time::timeout(DIAGNOSE_TIMEOUT, attempt).await.ok().flatten()
+    tokio::time::timeout(DIAGNOSE_TIMEOUT, attempt)
+        .await
+        .ok()
+        .flatten()
 }

@@ -108,9 +108,10 @@ impl WorkerOutbound {
         request: FetchRequest,
         call: &CallContext,
     ) -> Result<impl Future<Output = FetchResult> + Send + 'static, FetchError> {
-        let url = reqwest::Url::parse(&request.request.url).map_err(|e| FetchError::InvalidRequest {
-            reason: format!("\"{}\" is not an absolute URL: {e}", request.request.url),
-        })?;
+        let url =
+            reqwest::Url::parse(&request.request.url).map_err(|e| FetchError::InvalidRequest {
+                reason: format!("\"{}\" is not an absolute URL: {e}", request.request.url),
+            })?;
         let scheme = url.scheme().to_string();
         if scheme != "http" && scheme != "https" {
             return Err(FetchError::InvalidRequest {
@@ -118,7 +119,10 @@ impl WorkerOutbound {
             });
         }
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let port = url.port_or_known_default().unwrap_or(443);
         if !self.allowed.iter().any(|a| a.allows(&scheme, &host, port)) {
             return Err(FetchError::HostNotAllowed {

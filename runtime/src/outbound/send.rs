@@ -34,8 +34,10 @@ pub(super) struct Job {
 }
 
 pub(super) async fn send(pool: Arc<IdentityClient>, job: Job) -> FetchResult {
-    let method = Method::from_bytes(job.request.method.as_bytes()).map_err(|_| FetchError::InvalidRequest {
-        reason: format!("\"{}\" is not an HTTP method", job.request.method),
+    let method = Method::from_bytes(job.request.method.as_bytes()).map_err(|_| {
+        FetchError::InvalidRequest {
+            reason: format!("\"{}\" is not an HTTP method", job.request.method),
+        }
     })?;
     let mut headers = HeaderMap::with_capacity(job.request.headers.len() + 4);
     for (name, value) in &job.request.headers {
@@ -43,9 +45,10 @@ pub(super) async fn send(pool: Arc<IdentityClient>, job: Job) -> FetchResult {
         if HOP_BY_HOP.contains(&lower.as_str()) || RUNTIME_HEADERS.contains(&lower.as_str()) {
             continue;
         }
-        let name = HeaderName::from_bytes(lower.as_bytes()).map_err(|_| FetchError::InvalidRequest {
-            reason: format!("\"{name}\" is not a valid header name"),
-        })?;
+        let name =
+            HeaderName::from_bytes(lower.as_bytes()).map_err(|_| FetchError::InvalidRequest {
+                reason: format!("\"{name}\" is not a valid header name"),
+            })?;
         let value = HeaderValue::from_str(value).map_err(|_| FetchError::InvalidRequest {
             reason: format!("the value of header \"{name}\" is not valid"),
         })?;
@@ -70,10 +73,12 @@ pub(super) async fn send(pool: Arc<IdentityClient>, job: Job) -> FetchResult {
         Ok(r) => r,
         Err(e) => {
             let mut error = classify(&e, &job.binding, &job.origin, job.timeout);
-            if is_https && matches!(error, FetchError::Other { .. }) {
-                if let Some(tls) = super::diagnose::tls_verdict(pool.tls.clone(), &job.host, job.port).await {
-                    error = classify_tls(&tls, job.binding.clone(), job.origin.clone());
-                }
+            if is_https
+                && matches!(error, FetchError::Other { .. })
+                && let Some(tls) =
+                    super::diagnose::tls_verdict(pool.tls.clone(), &job.host, job.port).await
+            {
+                error = classify_tls(&tls, job.binding.clone(), job.origin.clone());
             }
             return Err(error);
         }
@@ -83,7 +88,12 @@ pub(super) async fn send(pool: Arc<IdentityClient>, job: Job) -> FetchResult {
     let headers = response
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     if response.content_length().is_some_and(|n| n > job.max_body) {
         return Err(FetchError::ResponseTooLarge {
@@ -116,7 +126,12 @@ pub(super) async fn send(pool: Arc<IdentityClient>, job: Job) -> FetchResult {
 }
 
 /// Turn a client error into the variant that names its cause.
-fn classify(err: &reqwest::Error, binding: &Option<String>, host: &str, timeout: Duration) -> FetchError {
+fn classify(
+    err: &reqwest::Error,
+    binding: &Option<String>,
+    host: &str,
+    timeout: Duration,
+) -> FetchError {
     let binding = binding.clone();
     let host = host.to_string();
     if err.is_timeout() {
@@ -138,8 +153,15 @@ fn classify(err: &reqwest::Error, binding: &Option<String>, host: &str, timeout:
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
-            if matches!(io.kind(), ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable) {
-                return FetchError::ConnectFailed { binding, host, cause: io.to_string() };
+            if matches!(
+                io.kind(),
+                ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
+            ) {
+                return FetchError::ConnectFailed {
+                    binding,
+                    host,
+                    cause: io.to_string(),
+                };
             }
         }
         source = e.source();
@@ -148,24 +170,48 @@ fn classify(err: &reqwest::Error, binding: &Option<String>, host: &str, timeout:
     // rustls' own wording is stable, so fall back to it.
     let cause = chain_text(err);
     if cause.contains("invalid peer certificate") {
-        return FetchError::UntrustedOrigin { binding, host, cause };
+        return FetchError::UntrustedOrigin {
+            binding,
+            host,
+            cause,
+        };
     }
     if cause.contains("received fatal alert") || cause.contains("peer sent no certificates") {
-        return FetchError::ClientCertRefused { binding, host, cause };
+        return FetchError::ClientCertRefused {
+            binding,
+            host,
+            cause,
+        };
     }
     if err.is_connect() {
-        FetchError::ConnectFailed { binding, host, cause }
+        FetchError::ConnectFailed {
+            binding,
+            host,
+            cause,
+        }
     } else {
-        FetchError::Other { binding, host, cause }
+        FetchError::Other {
+            binding,
+            host,
+            cause,
+        }
     }
 }
 
 fn classify_tls(tls: &rustls::Error, binding: Option<String>, host: String) -> FetchError {
     let cause = tls.to_string();
     match tls {
-        rustls::Error::InvalidCertificate(_) => FetchError::UntrustedOrigin { binding, host, cause },
+        rustls::Error::InvalidCertificate(_) => FetchError::UntrustedOrigin {
+            binding,
+            host,
+            cause,
+        },
         rustls::Error::AlertReceived(_) | rustls::Error::NoCertificatesPresented => {
-            FetchError::ClientCertRefused { binding, host, cause }
+            FetchError::ClientCertRefused {
+                binding,
+                host,
+                cause,
+            }
         }
         _ => FetchError::Other {
             binding,

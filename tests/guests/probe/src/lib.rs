@@ -44,19 +44,25 @@ fn auth(req: &Request) -> Response {
 
 fn fetches(req: &Request) -> Response {
     let url = req.header("x-fetch-url").unwrap_or("").to_string();
-    let count: usize = req.header("x-fetch-count").and_then(|c| c.parse().ok()).unwrap_or(1);
+    let count: usize = req
+        .header("x-fetch-count")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1);
     let mut template = Fetch::new(Request::get(url.clone()));
-    if let Some(h) = req.header("x-fetch-header") {
-        if let Some((k, v)) = h.split_once(':') {
-            template = Fetch::new(Request::get(url.clone()).with_header(k.trim(), v.trim()));
-        }
+    if let Some(h) = req.header("x-fetch-header")
+        && let Some((k, v)) = h.split_once(':')
+    {
+        template = Fetch::new(Request::get(url.clone()).with_header(k.trim(), v.trim()));
     }
     template = match req.header("x-fetch-binding") {
         Some("none") => template.no_client_cert(),
         Some(name) => template.binding(name),
         None => template,
     };
-    if let Some(ms) = req.header("x-fetch-timeout-ms").and_then(|t| t.parse().ok()) {
+    if let Some(ms) = req
+        .header("x-fetch-timeout-ms")
+        .and_then(|t| t.parse().ok())
+    {
         template = template.timeout(Duration::from_millis(ms));
     }
     let mut out = String::new();
