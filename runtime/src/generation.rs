@@ -40,12 +40,41 @@ pub struct Worker {
 pub struct IdentityEntry {
     /// The worker.
     pub worker: Arc<str>,
-    /// The certificate new handshakes present.
-    pub cert: Arc<SwappableClientCert>,
+    /// The pool presenting the identity (rotated on renewal).
+    pub pool: Arc<IdentityClient>,
     /// When to renew (unix seconds).
     pub renew_at: AtomicI64,
     /// When the current certificate expires (unix seconds).
     pub not_after: AtomicI64,
+}
+
+/// An outbound pool and the fingerprint of what it was built from.
+pub struct PooledClient {
+    /// SHA-256 over the pool's input files and settings.
+    pub key: String,
+    /// The pool.
+    pub pool: Arc<IdentityClient>,
+}
+
+/// SHA-256 over `settings` and the contents of `files` (missing files hash as empty).
+fn fingerprint(settings: &str, files: &[PathBuf]) -> String {
+    let mut bytes = settings.as_bytes().to_vec();
+    for f in files {
+        bytes.extend_from_slice(f.to_string_lossy().as_bytes());
+        bytes.push(0);
+        bytes.extend(std::fs::read(f).unwrap_or_default());
+        bytes.push(0);
+    }
+    crate::engine::sha256_hex(&bytes)
+}
+
+/// The pool `name` of `previous`, if it was built from the same inputs.
+fn reuse(previous: Option<&Generation>, name: &str, key: &str) -> Option<Arc<IdentityClient>> {
+    previous?
+        .pools
+        .get(name)
+        .filter(|pc| pc.key == key)
+        .map(|pc| pc.pool.clone())
 }
 
 /// A certificate whose expiry is reported in metrics.
@@ -66,6 +95,9 @@ pub struct Generation {
     pub hostnames: HostnamePolicies,
     /// Worker identities to renew.
     pub identities: Vec<Arc<IdentityEntry>>,
+    /// Outbound pools by `none`, `certificate:<name>` or `identity:<worker>`,
+    /// with the fingerprint of their inputs (for reuse across reloads).
+    pub pools: HashMap<String, PooledClient>,
     /// The identity issuer, if `[identity]` is configured.
     pub issuer: Option<Arc<certs::identity::IdentityIssuer>>,
     /// Identity certificate lifetime.
@@ -86,7 +118,15 @@ fn now_unix() -> i64 {
 }
 
 /// Load every file `m` names and build a generation, or report every problem.
-pub fn build(m: &LoadedManifest, engine: &Engine) -> Result<Generation, ManifestErrors> {
+///
+/// Connection pools (and worker identities) whose inputs did not change since
+/// `previous` are carried over, so a reload keeps their warm connections;
+/// pools of replaced certificates start afresh.
+pub fn build(
+    m: &LoadedManifest,
+    engine: &Engine,
+    previous: Option<&Generation>,
+) -> Result<Generation, ManifestErrors> {
     let man = &m.manifest;
     let now = now_unix();
     let mut errors: Vec<ManifestError> = Vec::new();
@@ -109,18 +149,35 @@ pub fn build(m: &LoadedManifest, engine: &Engine) -> Result<Generation, Manifest
         }
     }
     let outbound_roots = tls::root_store(&outbound_cas, man.outbound.system_roots.unwrap_or(true));
-    let anonymous = match IdentityClient::new("none", outbound_roots.clone(), None, &settings) {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            return Err(ManifestErrors(vec![m.error(
-                "outbound",
-                format!("cannot build the outbound client: {e:#}"),
-            )]));
-        }
+    let outbound_key = fingerprint(
+        &format!(
+            "{:?} {:?} {:?}",
+            man.outbound.system_roots, settings.connect_timeout, settings.pool_idle
+        ),
+        &man.outbound.ca,
+    );
+    let mut pools: HashMap<String, PooledClient> = HashMap::new();
+    let anonymous = match reuse(previous, "none", &outbound_key) {
+        Some(pool) => pool,
+        None => match IdentityClient::new("none", outbound_roots.clone(), None, &settings) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                return Err(ManifestErrors(vec![m.error(
+                    "outbound",
+                    format!("cannot build the outbound client: {e:#}"),
+                )]));
+            }
+        },
     };
+    pools.insert(
+        "none".into(),
+        PooledClient {
+            key: outbound_key.clone(),
+            pool: anonymous.clone(),
+        },
+    );
 
     // Named certificates → one pool each.
-    let mut pools: HashMap<String, Arc<IdentityClient>> = HashMap::new();
     for c in &man.certificates {
         let item = format!("certificate \"{}\"", c.name);
         files.extend([c.cert.clone(), c.key.clone()]);
@@ -157,10 +214,24 @@ pub fn build(m: &LoadedManifest, engine: &Engine) -> Result<Generation, Manifest
             None if c.system_roots == Some(false) => tls::root_store(&outbound_cas, false),
             None => outbound_roots.clone(),
         };
+        let mut inputs = vec![c.cert.clone(), c.key.clone()];
+        inputs.extend(c.ca.clone());
+        let key = fingerprint(&format!("{:?} {outbound_key}", c.system_roots), &inputs);
+        let pool_name = format!("certificate:{}", c.name);
+        if let Some(pool) = reuse(previous, &pool_name, &key) {
+            pools.insert(pool_name, PooledClient { key, pool });
+            continue;
+        }
         let cert = Arc::new(SwappableClientCert::new(loaded.certified_key.clone()));
         match IdentityClient::new(&c.name, roots, Some(cert), &settings) {
             Ok(pool) => {
-                pools.insert(c.name.clone(), Arc::new(pool));
+                pools.insert(
+                    pool_name,
+                    PooledClient {
+                        key,
+                        pool: Arc::new(pool),
+                    },
+                );
             }
             Err(e) => errors.push(m.error(&item, format!("cannot build its client: {e:#}"))),
         }
@@ -236,6 +307,14 @@ pub fn build(m: &LoadedManifest, engine: &Engine) -> Result<Generation, Manifest
         }
     }
 
+    let identity_key = match &man.identity {
+        Some(id) => fingerprint(
+            &format!("{} {:?} {outbound_key}", id.trust_domain, identity_ttl),
+            &[id.ca_cert.clone(), id.ca_key.clone()],
+        ),
+        None => String::new(),
+    };
+
     // Workers.
     let defaults = Limits::default().with(&man.limits);
     let mut workers = HashMap::new();
@@ -254,29 +333,60 @@ pub fn build(m: &LoadedManifest, engine: &Engine) -> Result<Generation, Manifest
         let identity_on = man.identity.is_some() && w.identity != Some(false);
         let mut identity_pool = None;
         if identity_on && let Some(issuer) = &issuer {
-            match issuer.issue_for_worker(&w.name, identity_ttl) {
-                Ok((key, validity, _details)) => {
-                    let cert = Arc::new(SwappableClientCert::new(key));
-                    let roots = outbound_roots.clone();
-                    match IdentityClient::new(
-                        &format!("identity:{}", w.name),
-                        roots,
-                        Some(cert.clone()),
-                        &settings,
-                    ) {
-                        Ok(pool) => identity_pool = Some(Arc::new(pool)),
-                        Err(e) => errors.push(
-                            m.error(&item, format!("cannot build its identity client: {e:#}")),
-                        ),
+            let pool_name = format!("identity:{}", w.name);
+            let previous_entry = previous
+                .filter(|p| {
+                    p.pools
+                        .get(&pool_name)
+                        .is_some_and(|pc| pc.key == identity_key)
+                })
+                .and_then(|p| p.identities.iter().find(|e| *e.worker == *w.name));
+            if let Some(entry) = previous_entry {
+                identity_pool = Some(entry.pool.clone());
+                identities.push(entry.clone());
+                pools.insert(
+                    pool_name,
+                    PooledClient {
+                        key: identity_key.clone(),
+                        pool: entry.pool.clone(),
+                    },
+                );
+            } else {
+                match issuer.issue_for_worker(&w.name, identity_ttl) {
+                    Ok((key, validity, _details)) => {
+                        let cert = Arc::new(SwappableClientCert::new(key));
+                        match IdentityClient::new(
+                            &pool_name,
+                            outbound_roots.clone(),
+                            Some(cert),
+                            &settings,
+                        ) {
+                            Ok(pool) => {
+                                let pool = Arc::new(pool);
+                                identity_pool = Some(pool.clone());
+                                pools.insert(
+                                    pool_name,
+                                    PooledClient {
+                                        key: identity_key.clone(),
+                                        pool: pool.clone(),
+                                    },
+                                );
+                                identities.push(Arc::new(IdentityEntry {
+                                    worker: name.clone(),
+                                    pool,
+                                    renew_at: AtomicI64::new(certs::identity::renew_at(&validity)),
+                                    not_after: AtomicI64::new(validity.not_after),
+                                }));
+                            }
+                            Err(e) => errors.push(
+                                m.error(&item, format!("cannot build its identity client: {e:#}")),
+                            ),
+                        }
                     }
-                    identities.push(Arc::new(IdentityEntry {
-                        worker: name.clone(),
-                        cert,
-                        renew_at: AtomicI64::new(certs::identity::renew_at(&validity)),
-                        not_after: AtomicI64::new(validity.not_after),
-                    }));
+                    Err(e) => {
+                        errors.push(m.error(&item, format!("cannot issue its identity: {e}")))
+                    }
                 }
-                Err(e) => errors.push(m.error(&item, format!("cannot issue its identity: {e}"))),
             }
         }
         let mut bindings = HashMap::new();
@@ -284,7 +394,9 @@ pub fn build(m: &LoadedManifest, engine: &Engine) -> Result<Generation, Manifest
             let pool = if b.certificate == IDENTITY_CERTIFICATE {
                 identity_pool.clone()
             } else {
-                pools.get(&b.certificate).cloned()
+                pools
+                    .get(&format!("certificate:{}", b.certificate))
+                    .map(|pc| pc.pool.clone())
             };
             if let Some(pool) = pool {
                 bindings.insert(b.binding.clone(), pool);
@@ -339,6 +451,7 @@ pub fn build(m: &LoadedManifest, engine: &Engine) -> Result<Generation, Manifest
         });
     }
     Ok(Generation {
+        pools,
         workers,
         router,
         hostnames: HostnamePolicies::new(policies, man.server.default_hostname.as_deref()),

@@ -44,7 +44,7 @@ pub fn load(path: &Path) -> Result<(Arc<Runtime>, manifest::LoadedManifest), Man
             loaded.error("server", format!("cannot create the wasm engine: {e:#}")),
         ])
     })?;
-    let generation = generation::build(&loaded, &engine)?;
+    let generation = generation::build(&loaded, &engine, None)?;
     for w in &generation.warnings {
         tracing::warn!("{w}");
     }
@@ -87,9 +87,10 @@ impl Runtime {
         let _guard = self.reload_lock.lock().await;
         let path = self.manifest_path.clone();
         let engine = self.engine.clone();
+        let previous = self.current();
         let built = tokio::task::spawn_blocking(move || {
             let loaded = manifest::load(&path)?;
-            generation::build(&loaded, &engine)
+            generation::build(&loaded, &engine, Some(&previous))
         })
         .await
         .unwrap_or_else(|e| {
@@ -142,7 +143,10 @@ impl Runtime {
             }
             match issuer.issue_for_worker(&entry.worker, generation.identity_ttl) {
                 Ok((key, validity, _)) => {
-                    entry.cert.replace(key);
+                    if let Err(e) = entry.pool.rotate(key) {
+                        tracing::error!(worker = %entry.worker, "identity renewal failed: {e:#}");
+                        continue;
+                    }
                     entry.renew_at.store(
                         crate::certs::identity::renew_at(&validity),
                         Ordering::Relaxed,

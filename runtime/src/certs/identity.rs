@@ -98,9 +98,12 @@ impl IdentityIssuer {
     }
 }
 
-/// When to renew an identity: `not_before` plus two thirds of its lifetime.
+/// When to renew an identity: once two thirds of its lifetime since issuance
+/// have passed (`not_before` is backdated by [`CLOCK_SKEW_SECS`], which does
+/// not count).
 pub fn renew_at(validity: &Validity) -> i64 {
-    validity.renew_at()
+    let issued = validity.not_before + CLOCK_SKEW_SECS;
+    issued + (validity.not_after - issued).max(0) * 2 / 3
 }
 
 #[cfg(test)]
@@ -131,7 +134,8 @@ mod tests {
         assert!(!details.is_ca);
         assert!(details.dns_sans.is_empty() && details.ip_sans.is_empty());
         assert_eq!(validity.lifetime_secs(), 3600 + 60);
-        assert_eq!(renew_at(&validity), validity.not_before + (3660 / 3) * 2);
+        // Renewal after two thirds of the lifetime since issuance (skew excluded).
+        assert_eq!(renew_at(&validity), validity.not_before + 60 + 2400);
 
         let roots = Arc::new(issuer.ca().root_store().unwrap());
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(

@@ -7,6 +7,7 @@ mod cache;
 mod invoke;
 pub mod state;
 
+pub use cache::sha256_hex;
 pub use invoke::InvokeError;
 pub use state::CallContext;
 

@@ -16,7 +16,9 @@ pub use client_cert::SwappableClientCert;
 
 use crate::engine::CallContext;
 use crate::manifest::AllowedOrigin;
+use arc_swap::ArcSwap;
 use rustls::RootCertStore;
+use rustls::sign::CertifiedKey;
 use sigil_sdk::wire::{ClientCertChoice, FetchError, FetchRequest, FetchResult};
 use std::collections::HashMap;
 use std::future::Future;
@@ -43,14 +45,32 @@ impl Default for OutboundSettings {
 
 /// A connection pool whose connections all present one client certificate
 /// (or none).
+///
+/// When the certificate is rotated, new handshakes present the new one at
+/// once and the pool is replaced, so connections authenticated with the old
+/// certificate are retired (requests in flight on them finish first).
 #[derive(Debug)]
 pub struct IdentityClient {
     /// What this pool presents: a certificate name, `identity:<worker>`, or `none`.
     pub label: Arc<str>,
     /// The certificate presented at each handshake, if any.
     pub client_cert: Option<Arc<SwappableClientCert>>,
-    client: reqwest::Client,
+    client: ArcSwap<reqwest::Client>,
     tls: Arc<rustls::ClientConfig>,
+    settings: OutboundSettings,
+}
+
+fn http_client(
+    tls: &rustls::ClientConfig,
+    settings: &OutboundSettings,
+) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(settings.connect_timeout)
+        .pool_idle_timeout(settings.pool_idle)
+        .no_proxy()
+        .build()?)
 }
 
 impl IdentityClient {
@@ -62,19 +82,29 @@ impl IdentityClient {
         settings: &OutboundSettings,
     ) -> anyhow::Result<Self> {
         let config = tls::client_config(roots, client_cert.clone())?;
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(config.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.connect_timeout)
-            .pool_idle_timeout(settings.pool_idle)
-            .no_proxy()
-            .build()?;
+        let client = http_client(&config, settings)?;
         Ok(IdentityClient {
             label: label.into(),
             client_cert,
-            client,
+            client: ArcSwap::from_pointee(client),
             tls: Arc::new(config),
+            settings: settings.clone(),
         })
+    }
+
+    /// Present `key` from now on and retire connections made with the old one.
+    pub fn rotate(&self, key: Arc<CertifiedKey>) -> anyhow::Result<()> {
+        let fresh = http_client(&self.tls, &self.settings)?;
+        if let Some(cert) = &self.client_cert {
+            cert.replace(key);
+        }
+        self.client.store(Arc::new(fresh));
+        Ok(())
+    }
+
+    /// The current connection pool.
+    pub(crate) fn http(&self) -> Arc<reqwest::Client> {
+        self.client.load_full()
     }
 }
 

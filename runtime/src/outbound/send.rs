@@ -62,7 +62,7 @@ pub(super) async fn send(pool: Arc<IdentityClient>, job: Job) -> FetchResult {
     }
     let is_https = job.url.scheme() == "https";
     let sent = pool
-        .client
+        .http()
         .request(method, job.url)
         .headers(headers)
         .body(job.request.body)
