@@ -186,9 +186,13 @@ async fn run_serve(config: &Path, drain: Duration) -> anyhow::Result<()> {
         Ok(x) => x,
         Err(errors) => anyhow::bail!("the configuration is not valid:\n{errors}"),
     };
-    server::serve(runtime, &loaded, drain, |bound| {
-        print_try_urls(&loaded, bound)
-    })
+    server::serve(
+        runtime,
+        &loaded,
+        drain,
+        |bound| print_try_urls(&loaded, bound),
+        server::shutdown_signal(),
+    )
     .await
 }
 

@@ -234,13 +234,16 @@ async fn bind(addr: &Option<String>, what: &str) -> anyhow::Result<Option<TcpLis
     }
 }
 
-/// Serve until SIGTERM or SIGINT, then drain for up to `drain`. `on_ready`
-/// receives the bound addresses once every listener is up.
+/// Serve until `shutdown` completes (the `sigil` binary passes
+/// [`shutdown_signal`]), then stop accepting and drain requests in flight for
+/// up to `drain`. `on_ready` receives the bound addresses once every listener
+/// is up.
 pub async fn serve(
     runtime: Arc<Runtime>,
     loaded: &manifest::LoadedManifest,
     drain: Duration,
     on_ready: impl FnOnce(&BoundAddresses),
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let server = &loaded.manifest.server;
     let http = bind(&server.http, "http").await?;
@@ -277,19 +280,26 @@ pub async fn serve(
 
     // Identity renewal.
     let renewer = runtime.clone();
+    let mut stop = stop_rx.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
-            tick.tick().await;
-            renewer.renew_identities();
+            tokio::select! {
+                _ = tick.tick() => renewer.renew_identities(),
+                _ = stop.changed() => return,
+            }
         }
     });
 
     // Reload on SIGHUP and by polling files.
-    spawn_reload_triggers(runtime.clone(), server.reload_poll_secs.unwrap_or(2));
+    spawn_reload_triggers(
+        runtime.clone(),
+        server.reload_poll_secs.unwrap_or(2),
+        stop_rx.clone(),
+    );
 
     on_ready(&bound);
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!(
         "shutting down: no new connections; draining requests in flight for up to {drain:?}"
     );
@@ -301,30 +311,41 @@ pub async fn serve(
     Ok(())
 }
 
-fn spawn_reload_triggers(runtime: Arc<Runtime>, poll_secs: u64) {
+fn spawn_reload_triggers(runtime: Arc<Runtime>, poll_secs: u64, stop: watch::Receiver<bool>) {
     #[cfg(unix)]
     {
         let rt = runtime.clone();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
             let Ok(mut hup) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             else {
                 return;
             };
-            while hup.recv().await.is_some() {
-                let _ = rt.reload("SIGHUP").await;
+            loop {
+                tokio::select! {
+                    got = hup.recv() => {
+                        if got.is_none() { return; }
+                        let _ = rt.reload("SIGHUP").await;
+                    }
+                    _ = stop.changed() => return,
+                }
             }
         });
     }
     if poll_secs == 0 {
         return;
     }
+    let mut stop = stop;
     tokio::spawn(async move {
         let mut last = runtime.files_fingerprint();
         let mut tick = tokio::time::interval(Duration::from_millis(poll_secs * 1000));
         tick.tick().await;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
             let now = runtime.files_fingerprint();
             if now != last {
                 let _ = runtime.reload("file change").await;
@@ -335,7 +356,8 @@ fn spawn_reload_triggers(runtime: Arc<Runtime>, poll_secs: u64) {
     });
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
