@@ -151,6 +151,10 @@ impl Origin {
                                 .path_and_query()
                                 .map(|p| p.to_string())
                                 .unwrap_or_default();
+                            if path.starts_with("/slow") {
+                                // A slow origin, for drain tests.
+                                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                            }
                             let headers = req
                                 .headers()
                                 .iter()

@@ -71,12 +71,24 @@ pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> 
             let state = caller.data_mut();
             state.fetches.started += 1;
             let slot = if state.fetches.started > limits.subrequests {
-                FetchSlot::Done(encode_result(&Err(FetchError::SubrequestLimit {
+                let err = Err(FetchError::SubrequestLimit {
                     limit: limits.subrequests,
-                })))
+                });
+                crate::metrics::metrics().inc(
+                    "sigil_subrequests_total",
+                    "Subrequests by worker, binding and outcome.",
+                    &[
+                        ("worker", &state.call.worker),
+                        ("binding", "-"),
+                        ("outcome", crate::outbound::outcome_label(&err)),
+                    ],
+                );
+                FetchSlot::Done(encode_result(&err))
             } else {
                 match state.call.outbound.prepare(request, &state.call) {
-                    Ok(future) => FetchSlot::Running(tokio::spawn(future)),
+                    Ok(future) => FetchSlot::Running(tokio::spawn(
+                        tracing::Instrument::in_current_span(future),
+                    )),
                     Err(e) => FetchSlot::Done(encode_result(&Err(e))),
                 }
             };

@@ -72,7 +72,13 @@ pub async fn serve(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
     let request_id = runtime.next_request_id();
-    let (worker_label, resp) = match serve_inner(&runtime, &conn, req, &request_id).await {
+    let span = tracing::info_span!("request", id = %request_id);
+    let served = tracing::Instrument::instrument(
+        serve_inner(&runtime, &conn, req, &request_id),
+        span.clone(),
+    )
+    .await;
+    let (worker_label, resp) = match served {
         Ok((worker, resp)) => (worker, resp),
         Err((worker, resp)) => (worker, resp),
     };
@@ -81,6 +87,14 @@ pub async fn serve(
         resp.headers_mut().insert("sigil-request-id", v);
     }
     let status = resp.status().as_u16().to_string();
+    span.in_scope(|| {
+        tracing::debug!(
+            worker = %worker_label,
+            status = %status,
+            micros = started.elapsed().as_micros() as u64,
+            "request served"
+        )
+    });
     let m = metrics();
     m.inc(
         "sigil_requests_total",

@@ -133,7 +133,36 @@ pub const RUNTIME_HEADERS: [&str; 4] = [
 impl WorkerOutbound {
     /// Check `request` against the worker's bindings and allowed hosts and
     /// return the future that sends it.
+    /// Failures found here, and the outcome of the send, are counted in
+    /// `sigil_subrequests_total{worker, binding, outcome}`.
     pub fn prepare(
+        &self,
+        request: FetchRequest,
+        call: &CallContext,
+    ) -> Result<impl Future<Output = FetchResult> + Send + 'static, FetchError> {
+        let binding_label = match &request.client_cert {
+            ClientCertChoice::None => "none".to_string(),
+            ClientCertChoice::Binding(name) => name.clone(),
+            ClientCertChoice::WorkerDefault => match &self.default {
+                Some((name, _)) => name.clone(),
+                None => "none".to_string(),
+            },
+        };
+        let worker = call.worker.clone();
+        match self.prepare_send(request, call) {
+            Ok(send) => Ok(async move {
+                let result = send.await;
+                count_subrequest(&worker, &binding_label, &result);
+                result
+            }),
+            Err(e) => {
+                count_subrequest(&worker, &binding_label, &Err(e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    fn prepare_send(
         &self,
         request: FetchRequest,
         call: &CallContext,
@@ -193,4 +222,35 @@ impl WorkerOutbound {
         };
         Ok(send::send(pool, job))
     }
+}
+
+/// A short label for a subrequest outcome, for metrics.
+pub fn outcome_label(result: &FetchResult) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) => match e {
+            FetchError::UnknownBinding { .. } => "unknown_binding",
+            FetchError::HostNotAllowed { .. } => "host_not_allowed",
+            FetchError::SubrequestLimit { .. } => "subrequest_limit",
+            FetchError::InvalidRequest { .. } => "invalid_request",
+            FetchError::ConnectFailed { .. } => "connect_failed",
+            FetchError::UntrustedOrigin { .. } => "untrusted_origin",
+            FetchError::ClientCertRefused { .. } => "client_cert_refused",
+            FetchError::Timeout { .. } => "timeout",
+            FetchError::ResponseTooLarge { .. } => "response_too_large",
+            FetchError::Other { .. } => "other",
+        },
+    }
+}
+
+fn count_subrequest(worker: &str, binding: &str, result: &FetchResult) {
+    crate::metrics::metrics().inc(
+        "sigil_subrequests_total",
+        "Subrequests by worker, binding and outcome.",
+        &[
+            ("worker", worker),
+            ("binding", binding),
+            ("outcome", outcome_label(result)),
+        ],
+    );
 }
