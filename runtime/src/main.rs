@@ -116,6 +116,22 @@ fn build_workers(config: &Path) -> anyhow::Result<()> {
     guest_build::build(&crates, &mut |l| progress(l))
 }
 
+/// `examples/../certs/x.pem` → `certs/x.pem`, for display.
+fn tidy(path: &Path) -> String {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out.iter().collect::<PathBuf>().display().to_string()
+}
+
 fn print_try_urls(loaded: &manifest::LoadedManifest, bound: &server::BoundAddresses) {
     let m = &loaded.manifest;
     println!(
@@ -134,42 +150,64 @@ fn print_try_urls(loaded: &manifest::LoadedManifest, bound: &server::BoundAddres
     for r in &m.routes {
         let host = r.host.as_deref().unwrap_or("*");
         let path = r.path.as_deref().unwrap_or("/");
-        let hostname = m
+        let protected = |name: &str| {
+            m.hostnames.iter().any(|h| {
+                h.name.eq_ignore_ascii_case(name) && h.client_cert != manifest::ClientCertMode::Off
+            })
+        };
+        if let Some(a) = bound.http
+            && !protected(host)
+        {
+            let (name, resolve) = if host == "*" {
+                (a.ip().to_string(), String::new())
+            } else {
+                (
+                    host.to_string(),
+                    format!(" --resolve {host}:{}:{}", a.port(), a.ip()),
+                )
+            };
+            lines.push(format!(
+                "  {:<10} curl{resolve} http://{name}:{}{path}",
+                r.worker,
+                a.port()
+            ));
+        }
+        let Some(a) = bound.https else { continue };
+        for h in m
             .hostnames
             .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(host));
-        match (hostname, bound.https, bound.http) {
-            (Some(h), Some(a), _) => {
-                let client = if h.client_cert == manifest::ClientCertMode::Off {
-                    String::new()
-                } else {
-                    " --cert <client.pem> --key <client.key>".to_string()
-                };
-                lines.push(format!(
-                    "  worker {:<10} curl --resolve {host}:{port}:{ip} https://{host}:{port}{path}{client}   (add --cacert with the server CA)",
-                    r.worker,
-                    port = a.port(),
-                    ip = a.ip()
-                ));
-            }
-            (None, _, Some(a)) => {
-                let h = if host == "*" {
-                    a.ip().to_string()
-                } else {
-                    host.to_string()
-                };
-                lines.push(format!(
-                    "  worker {:<10} curl{} http://{h}:{}{path}",
-                    r.worker,
-                    if host == "*" || host == a.ip().to_string() {
-                        String::new()
+            .filter(|h| host == "*" || h.name.eq_ignore_ascii_case(host))
+        {
+            // The development PKI keeps the issuing CA next to the certificate.
+            let ca = h.cert.with_file_name("server-ca.pem");
+            let cacert = if ca.exists() {
+                format!(" --cacert {}", tidy(&ca))
+            } else {
+                " --cacert <server CA>".to_string()
+            };
+            let client = match h.client_cert {
+                manifest::ClientCertMode::Off => String::new(),
+                mode => format!(
+                    " --cert <client.pem> --key <client.key>   ({} a certificate from {})",
+                    if mode == manifest::ClientCertMode::Require {
+                        "requires"
                     } else {
-                        format!(" --resolve {host}:{}:{}", a.port(), a.ip())
+                        "accepts"
                     },
-                    a.port()
-                ));
-            }
-            _ => {}
+                    h.client_ca
+                        .iter()
+                        .map(|p| tidy(p))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            lines.push(format!(
+                "  {:<10} curl --resolve {name}:{port}:{ip}{cacert} https://{name}:{port}{path}{client}",
+                r.worker,
+                name = h.name,
+                port = a.port(),
+                ip = a.ip()
+            ));
         }
     }
     if !lines.is_empty() {
