@@ -517,3 +517,112 @@ async fn thousands_of_hostnames_each_with_their_policy() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_chain_depth_limits_client_chains() {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let dir = temp_dir();
+    let d = dir.path();
+    let ca_params = |cn: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p
+    };
+    let root =
+        CertifiedIssuer::self_signed(ca_params("deep root"), KeyPair::generate().unwrap()).unwrap();
+    let intermediate = CertifiedIssuer::signed_by(
+        ca_params("deep intermediate"),
+        KeyPair::generate().unwrap(),
+        &root,
+    )
+    .unwrap();
+    let mut leaf_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "deep-device");
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &intermediate).unwrap();
+    let root_file = d.join("deep-root.pem");
+    std::fs::write(&root_file, root.pem()).unwrap();
+    let chain_file = d.join("deep-chain.pem");
+    std::fs::write(
+        &chain_file,
+        format!("{}\n{}\n", leaf.pem(), intermediate.pem()),
+    )
+    .unwrap();
+    let key_file = d.join("deep-client.key");
+    std::fs::write(&key_file, leaf_key.serialize_pem()).unwrap();
+    let server_ca = Ca::new(d, "server-ca");
+    let shallow = server_ca.server("shallow", &["shallow.example"]);
+    let deep = server_ca.server("deep", &["deep.example"]);
+    let manifest = format!(
+        r#"
+[server]
+https = "127.0.0.1:0"
+module_cache = "{cache}"
+
+[[hostnames]]
+name = "shallow.example"
+cert = "{shallow_cert}"
+key = "{shallow_key}"
+client_cert = "require"
+client_ca = ["{root}"]
+max_chain_depth = 1
+
+[[hostnames]]
+name = "deep.example"
+cert = "{deep_cert}"
+key = "{deep_key}"
+client_cert = "require"
+client_ca = ["{root}"]
+
+[[workers]]
+name = "probe"
+module = "{probe}"
+
+[[routes]]
+worker = "probe"
+"#,
+        cache = module_cache(),
+        shallow_cert = shallow.cert_s(),
+        shallow_key = shallow.key_s(),
+        deep_cert = deep.cert_s(),
+        deep_key = deep.key_s(),
+        root = root_file.display(),
+        probe = module("probe"),
+    );
+    let sigil = Sigil::start(d, &manifest);
+    let addr = sigil.https.unwrap();
+    let client = https_client(
+        addr,
+        &["shallow.example", "deep.example"],
+        &server_ca.cert,
+        Some((&chain_file, &key_file)),
+    );
+    let body = client
+        .get(format!("https://deep.example:{}/auth", addr.port()))
+        .send()
+        .await
+        .expect("a two-certificate chain is within the default depth")
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("verified=SUCCESS") && body.contains("subject=CN=deep-device"),
+        "{body}"
+    );
+    let refused = client
+        .get(format!("https://shallow.example:{}/auth", addr.port()))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a chain longer than max_chain_depth was accepted"
+    );
+}
