@@ -150,6 +150,19 @@ pub fn certs_cli(cmd: CertsCommand) -> anyhow::Result<()> {
             let report = inspect(&file, ca.as_deref(), now)
                 .with_context(|| format!("cannot inspect {}", file.display()))?;
             print!("{report}");
+            // Like `openssl verify`: a failed verification is a failing exit status.
+            if report
+                .lines()
+                .any(|l| l.starts_with("verified") && l.contains(": FAILED"))
+            {
+                anyhow::bail!(
+                    "{} does not verify against {}",
+                    file.display(),
+                    ca.as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                );
+            }
         }
         CertsCommand::Ca {
             cn,

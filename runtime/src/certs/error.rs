@@ -205,12 +205,14 @@ pub enum CertError {
     },
 
     /// A SPIFFE ID or trust domain is invalid.
-    #[error("{what}: {source}")]
+    // Not a `source`: the message already includes it, and `{:#}` chains
+    // would print it twice.
+    #[error("{what}: {rule}")]
     Spiffe {
         /// Where the SPIFFE ID came from.
         what: String,
         /// The rule that was violated.
-        source: SpiffeError,
+        rule: SpiffeError,
     },
 }
 

@@ -29,9 +29,9 @@ pub struct IdentityIssuer {
 impl IdentityIssuer {
     /// Creates an issuer for `trust_domain` (validated as a SPIFFE trust domain).
     pub fn new(ca: CertificateAuthority, trust_domain: &str) -> Result<Self, CertError> {
-        validate_trust_domain(trust_domain).map_err(|source| CertError::Spiffe {
+        validate_trust_domain(trust_domain).map_err(|rule| CertError::Spiffe {
             what: format!("trust domain {trust_domain:?}"),
-            source,
+            rule,
         })?;
         Ok(Self {
             ca,
@@ -51,9 +51,9 @@ impl IdentityIssuer {
 
     /// The SPIFFE ID a worker's identity carries.
     pub fn spiffe_id(&self, worker_name: &str) -> Result<SpiffeId, CertError> {
-        SpiffeId::for_worker(&self.trust_domain, worker_name).map_err(|source| CertError::Spiffe {
+        SpiffeId::for_worker(&self.trust_domain, worker_name).map_err(|rule| CertError::Spiffe {
             what: format!("worker {worker_name:?}"),
-            source,
+            rule,
         })
     }
 

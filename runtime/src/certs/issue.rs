@@ -360,9 +360,9 @@ impl CertificateAuthority {
         }
         for uri in &req.uri_sans {
             if uri.starts_with("spiffe:") || uri.starts_with("SPIFFE:") {
-                SpiffeId::parse(uri).map_err(|source| CertError::Spiffe {
+                SpiffeId::parse(uri).map_err(|rule| CertError::Spiffe {
                     what: format!("URI SAN of {what:?}"),
-                    source,
+                    rule,
                 })?;
             }
             if uri.is_empty() || uri.chars().any(|c| c.is_whitespace()) {

@@ -93,8 +93,14 @@ impl IdentityClient {
     }
 
     /// Present `key` from now on and retire connections made with the old one.
+    ///
+    /// The new pool also gets a fresh TLS session cache: a resumed TLS 1.3
+    /// session carries the identity of its original handshake, so resuming
+    /// one would keep presenting the old certificate to the origin.
     pub fn rotate(&self, key: Arc<CertifiedKey>) -> anyhow::Result<()> {
-        let fresh = http_client(&self.tls, &self.settings)?;
+        let mut tls = (*self.tls).clone();
+        tls.resumption = rustls::client::Resumption::in_memory_sessions(256);
+        let fresh = http_client(&tls, &self.settings)?;
         if let Some(cert) = &self.client_cert {
             cert.replace(key);
         }
