@@ -147,6 +147,16 @@ async fn each_worker_presents_its_own_spiffe_identity() {
             identify_worker(&peer.der, "other.domain").is_err(),
             "another trust domain must not accept it"
         );
+        // And the crate we ship for origin owners agrees.
+        let verified = sigil_origin::IdentityVerifier::new(TRUST_DOMAIN)
+            .identify_der(&peer.der)
+            .expect("sigil-origin accepts the worker identity");
+        assert_eq!(verified.worker, w);
+        assert!(
+            sigil_origin::IdentityVerifier::new("other.domain")
+                .identify_der(&peer.der)
+                .is_err()
+        );
         // Short-lived: valid now, and for no longer than the configured TTL.
         let now = unix_now();
         assert!(peer.valid_at(now), "{peer:?}");
