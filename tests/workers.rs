@@ -148,6 +148,23 @@ async fn guest_failures_get_clear_statuses_and_messages() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn waiting_is_not_cpu_time_but_counts_against_the_wall_clock() {
+    let dir = temp_dir();
+    let s = Sigil::start(dir.path(), &manifest(""));
+    let c = client();
+    // 300 ms asleep is well over the 100 ms CPU limit, but it is not CPU time.
+    let (status, body) = get(&c, &probe_url(&s, "/sleep?300")).await;
+    assert_eq!((status, body.as_str()), (200, "slept 300 ms\n"));
+    // Sleeping past the 5 s wall-clock limit fails with 504.
+    let (status, body) = get(&c, &probe_url(&s, "/sleep?8000")).await;
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        body.contains("exceeded its wall-clock limit of 5000 ms (limits.timeout_ms)"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn oversized_request_body_is_refused() {
     let dir = temp_dir();
     let s = Sigil::start(dir.path(), &manifest(""));

@@ -109,7 +109,8 @@ pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> 
                 let bytes = match slot {
                     FetchSlot::Done(bytes) => bytes,
                     FetchSlot::Running(task) => {
-                        state.cpu.pause();
+                        // Waiting is not CPU time: the request's future is
+                        // not polled meanwhile (see CpuMeter).
                         let result = task.await.unwrap_or_else(|e| {
                             Err(FetchError::Other {
                                 binding: None,
@@ -117,8 +118,6 @@ pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> 
                                 cause: format!("subrequest task failed: {e}"),
                             })
                         });
-                        let state = caller.data_mut();
-                        state.cpu.resume();
                         encode_result(&result)
                     }
                 };

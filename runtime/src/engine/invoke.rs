@@ -113,19 +113,13 @@ impl Engine {
                     limit_ms: limit.as_millis() as u64,
                 }));
             }
-            let resume = state.cpu.resume_handle();
-            Ok(UpdateDeadline::YieldCustom(
-                1,
-                Box::pin(async move {
-                    tokio::task::yield_now().await;
-                    *resume.lock().unwrap_or_else(|p| p.into_inner()) = super::state::Mark::now();
-                }),
-            ))
+            // Let other requests run; the meter stops while we are not polled.
+            Ok(UpdateDeadline::Yield(1))
         });
 
-        let outcome =
-            tokio::time::timeout(limits.timeout, call_handler(module, &mut store, invocation))
-                .await;
+        let meter = store.data().cpu.clone();
+        let call = super::state::Metered::new(call_handler(module, &mut store, invocation), meter);
+        let outcome = tokio::time::timeout(limits.timeout, call).await;
         let state = store.data();
         log_output(state);
         match outcome {

@@ -89,28 +89,32 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// Measures the CPU time a request spends running wasm (not waiting on host
-/// I/O, on the executor, or on the OS scheduler), checked at every epoch tick.
+/// Measures the CPU time a request spends running wasm: only while the
+/// request's future is being polled (so not while it waits on host I/O, a
+/// WASI sleep, or the executor), and by the thread's CPU clock (so not while
+/// the OS has descheduled the thread). Checked at every epoch tick.
 ///
-/// It reads the thread's CPU clock: wasm runs on one thread between a resume
-/// and the next check. Should the task have moved threads in between, the
-/// wall-clock time is used for that stretch instead.
-pub struct CpuMeter {
+/// [`Metered`] resumes the meter when the request's future is polled and
+/// pauses it when the poll returns; the epoch callback calls [`CpuMeter::tick`].
+#[derive(Clone, Default)]
+pub struct CpuMeter(Arc<Mutex<MeterState>>);
+
+#[derive(Default)]
+struct MeterState {
     used: Duration,
-    resumed: Arc<Mutex<Mark>>,
+    running_since: Option<Mark>,
 }
 
-/// Where the CPU clock stood when wasm last resumed.
+/// Where the clocks stood when wasm last resumed.
 #[derive(Clone, Copy)]
-pub struct Mark {
+struct Mark {
     thread: std::thread::ThreadId,
     thread_cpu: Option<Duration>,
     wall: Instant,
 }
 
 impl Mark {
-    /// The clock now, on this thread.
-    pub fn now() -> Mark {
+    fn now() -> Mark {
         Mark {
             thread: std::thread::current().id(),
             thread_cpu: thread_cpu_time(),
@@ -118,6 +122,8 @@ impl Mark {
         }
     }
 
+    /// Time run since this mark: the thread's CPU time, or wall time should
+    /// the task have moved to another thread.
     fn elapsed(&self) -> Duration {
         let now = Mark::now();
         match (self.thread == now.thread, self.thread_cpu, now.thread_cpu) {
@@ -145,43 +151,63 @@ fn thread_cpu_time() -> Option<Duration> {
 }
 
 impl CpuMeter {
-    fn new() -> Self {
-        CpuMeter {
-            used: Duration::ZERO,
-            resumed: Arc::new(Mutex::new(Mark::now())),
+    fn lock(&self) -> std::sync::MutexGuard<'_, MeterState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn resume(&self) {
+        self.lock().running_since = Some(Mark::now());
+    }
+
+    fn pause(&self) {
+        let mut state = self.lock();
+        if let Some(mark) = state.running_since.take() {
+            state.used += mark.elapsed();
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Mark> {
-        self.resumed.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Wasm stops running (a host call awaits I/O): count the time so far.
-    pub fn pause(&mut self) {
-        let elapsed = self.lock().elapsed();
-        self.used += elapsed;
-    }
-
-    /// Wasm runs again from now.
-    pub fn resume(&mut self) {
-        *self.lock() = Mark::now();
-    }
-
-    /// Count the running time up to now, and return the total.
-    pub fn tick(&mut self) -> Duration {
-        self.pause();
-        self.resume();
-        self.used
-    }
-
-    /// A handle that restarts the clock after an executor yield.
-    pub fn resume_handle(&self) -> Arc<Mutex<Mark>> {
-        self.resumed.clone()
+    /// Count the running time up to now and return the total so far.
+    pub fn tick(&self) -> Duration {
+        let mut state = self.lock();
+        if let Some(mark) = state.running_since.replace(Mark::now()) {
+            state.used += mark.elapsed();
+        }
+        state.used
     }
 
     /// Total running time counted so far.
     pub fn used(&self) -> Duration {
-        self.used
+        self.lock().used
+    }
+}
+
+/// A future whose polls are metered by a [`CpuMeter`].
+pub struct Metered<F> {
+    inner: std::pin::Pin<Box<F>>,
+    meter: CpuMeter,
+}
+
+impl<F> Metered<F> {
+    /// Meter `inner`'s polls with `meter`.
+    pub fn new(inner: F, meter: CpuMeter) -> Self {
+        Metered {
+            inner: Box::pin(inner),
+            meter,
+        }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for Metered<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.meter.resume();
+        let poll = self.inner.as_mut().poll(cx);
+        self.meter.pause();
+        poll
     }
 }
 
@@ -259,7 +285,7 @@ impl RequestState {
         RequestState {
             wasi,
             memory: MemoryLimiter::new(call.limits.memory_bytes),
-            cpu: CpuMeter::new(),
+            cpu: CpuMeter::default(),
             call,
             fetches: Fetches::default(),
             panic_message: None,

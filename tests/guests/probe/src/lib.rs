@@ -6,7 +6,7 @@
 //!   parallel; `x-fetch-timeout-ms`; `x-fetch-header` = `name: value` added to the
 //!   subrequest); one line per outcome: `ok <status> <body>` or `err <Debug>`
 //! - `/spin`: loops forever; `/alloc`: allocates without bound; `/panic`: panics;
-//!   `/big?<bytes>`: returns a body of that many bytes; `/garbage`: calls the host
+//!   `/sleep?<ms>`: sleeps (WASI); `/big?<bytes>`: returns a body of that many bytes; `/garbage`: calls the host
 //!   with garbage bytes; `/exit`: calls `exit(3)`; `/headers`: echoes request headers
 //! - anything else: `probe ok`
 
@@ -93,6 +93,11 @@ fn handle(req: Request) -> Response {
             }
         }
         "/panic" => panic!("probe was asked to panic"),
+        "/sleep" => {
+            let ms: u64 = req.query().and_then(|q| q.parse().ok()).unwrap_or(0);
+            std::thread::sleep(Duration::from_millis(ms));
+            Response::ok(format!("slept {ms} ms\n"))
+        }
         "/big" => {
             let n: usize = req.query().and_then(|q| q.parse().ok()).unwrap_or(0);
             Response::ok("").with_body(vec![b'x'; n])
