@@ -6,6 +6,11 @@
 //!   a bare hyper + rustls mTLS server, a bare reqwest proxy and an mTLS origin.
 //! * [`pki`] generates a throwaway test PKI in memory with rcgen.
 //! * [`report`] puts a scenario next to its baseline as ratios.
+//! * [`sigil`] starts Sigil itself in-process (`server::load` + `server::serve`)
+//!   on a manifest written to a temporary directory.
+//! * [`suite`] is every scenario of the benchmark issue with its baseline,
+//!   run by `cargo run --release -p sigil-bench --bin suite` (see
+//!   `BENCHMARKS.md`).
 //!
 //! Every entry point expects the process-wide rustls crypto provider
 //! (aws-lc-rs) to be installed; [`install_crypto_provider`] does that and is
@@ -50,6 +55,8 @@ pub mod baseline;
 pub mod loadgen;
 pub mod pki;
 pub mod report;
+pub mod sigil;
+pub mod suite;
 pub mod tls;
 
 /// Installs aws-lc-rs as the process-wide rustls crypto provider.

@@ -174,8 +174,17 @@ async fn call_handler(
     invocation: &Invocation,
 ) -> Result<HandlerOutput, CallError> {
     let instance = module.pre.instantiate_async(&mut *store).await?;
-    let version = instance
-        .get_typed_func::<(), u32>(&mut *store, "sigil_abi_version")?
+    let exports = &module.exports;
+    let func = |store: &mut Store<RequestState>, export: &wasmtime::ModuleExport, name: &str| {
+        instance
+            .get_module_export(&mut *store, export)
+            .and_then(|e| e.into_func())
+            .ok_or_else(|| {
+                CallError::Abi(format!("the module's export `{name}` is not a function"))
+            })
+    };
+    let version = func(&mut *store, &exports.abi_version, "sigil_abi_version")?
+        .typed::<(), u32>(&*store)?
         .call_async(&mut *store, ())
         .await?;
     if version != sigil_sdk::wire::ABI_VERSION {
@@ -185,10 +194,12 @@ async fn call_handler(
         )));
     }
     let memory = instance
-        .get_memory(&mut *store, "memory")
+        .get_module_export(&mut *store, &exports.memory)
+        .and_then(|e| e.into_memory())
         .ok_or_else(|| CallError::Abi("the module exports no memory".into()))?;
-    let alloc = instance.get_typed_func::<u32, u32>(&mut *store, "sigil_alloc")?;
-    let handle = instance.get_typed_func::<(u32, u32), u64>(&mut *store, "sigil_handle")?;
+    let alloc = func(&mut *store, &exports.alloc, "sigil_alloc")?.typed::<u32, u32>(&*store)?;
+    let handle =
+        func(&mut *store, &exports.handle, "sigil_handle")?.typed::<(u32, u32), u64>(&*store)?;
 
     let input = codec::encode(invocation).map_err(|e| CallError::Abi(e.0))?;
     let len = input.len() as u32;
