@@ -43,6 +43,11 @@ pub fn metrics() -> &'static Metrics {
 
 fn label_string(labels: &[(&str, &str)]) -> String {
     let mut s = String::new();
+    write_labels(&mut s, labels);
+    s
+}
+
+fn write_labels(s: &mut String, labels: &[(&str, &str)]) {
     for (i, (k, v)) in labels.iter().enumerate() {
         if i > 0 {
             s.push(',');
@@ -59,7 +64,6 @@ fn label_string(labels: &[(&str, &str)]) -> String {
         }
         s.push('"');
     }
-    s
 }
 
 impl Metrics {
@@ -77,13 +81,27 @@ impl Metrics {
             kind,
             series: DashMap::new(),
         });
-        let key = label_string(labels);
-        if let Some(series) = family.series.get(&key) {
-            f(&series);
-            return;
+        // The common case (an existing series) allocates nothing: the label
+        // key is rendered into a reused per-thread buffer.
+        thread_local! {
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
-        let series = family.series.entry(key).or_insert_with(make);
-        f(&series);
+        let found = KEY.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            write_labels(&mut buf, labels);
+            match family.series.get(buf.as_str()) {
+                Some(series) => {
+                    f(&series);
+                    None
+                }
+                None => Some((buf.clone(), f)),
+            }
+        });
+        if let Some((key, f)) = found {
+            let series = family.series.entry(key).or_insert_with(make);
+            f(&series);
+        }
     }
 
     /// Add 1 to counter `name{labels}`.

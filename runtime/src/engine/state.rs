@@ -105,7 +105,10 @@ struct MeterState {
     running_since: Option<Mark>,
 }
 
-/// Where the clocks stood when wasm last resumed.
+/// Where the clocks stood when wasm last resumed. The thread CPU clock is a
+/// real system call, so it is read only once a segment has run for an epoch
+/// tick: short requests cost no clock syscalls, and a long one is measured in
+/// CPU time from its first tick on (its first tick, at most 2 ms, in wall time).
 #[derive(Clone, Copy)]
 struct Mark {
     thread: std::thread::ThreadId,
@@ -114,19 +117,32 @@ struct Mark {
 }
 
 impl Mark {
+    /// A cheap mark (wall clock only).
     fn now() -> Mark {
         Mark {
             thread: std::thread::current().id(),
-            thread_cpu: thread_cpu_time(),
+            thread_cpu: None,
             wall: Instant::now(),
         }
     }
 
-    /// Time run since this mark: the thread's CPU time, or wall time should
-    /// the task have moved to another thread.
-    fn elapsed(&self) -> Duration {
-        let now = Mark::now();
-        match (self.thread == now.thread, self.thread_cpu, now.thread_cpu) {
+    /// A mark that also reads the thread CPU clock.
+    fn now_with_cpu() -> (Mark, Option<Duration>) {
+        let cpu = thread_cpu_time();
+        (
+            Mark {
+                thread: std::thread::current().id(),
+                thread_cpu: cpu,
+                wall: Instant::now(),
+            },
+            cpu,
+        )
+    }
+
+    /// Time run since this mark, given the thread CPU clock now (if read).
+    fn elapsed(&self, cpu_now: Option<Duration>) -> Duration {
+        let same_thread = self.thread == std::thread::current().id();
+        match (same_thread, self.thread_cpu, cpu_now) {
             (true, Some(then), Some(now)) => now.saturating_sub(then),
             _ => self.wall.elapsed(),
         }
@@ -162,15 +178,17 @@ impl CpuMeter {
     fn pause(&self) {
         let mut state = self.lock();
         if let Some(mark) = state.running_since.take() {
-            state.used += mark.elapsed();
+            let cpu_now = mark.thread_cpu.and_then(|_| thread_cpu_time());
+            state.used += mark.elapsed(cpu_now);
         }
     }
 
     /// Count the running time up to now and return the total so far.
     pub fn tick(&self) -> Duration {
+        let (next, cpu_now) = Mark::now_with_cpu();
         let mut state = self.lock();
-        if let Some(mark) = state.running_since.replace(Mark::now()) {
-            state.used += mark.elapsed();
+        if let Some(mark) = state.running_since.replace(next) {
+            state.used += mark.elapsed(cpu_now);
         }
         state.used
     }
