@@ -7,7 +7,7 @@ mod support;
 #[path = "support/interop.rs"]
 mod interop;
 
-use interop::{Nginx, PythonOrigin, RecordingOrigin, identify_worker, unix_now};
+use interop::{Nginx, PythonOrigin, identify_worker, recording_origin, unix_now};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -105,7 +105,7 @@ async fn each_worker_presents_its_own_spiffe_identity() {
     let dir = temp_dir();
     let d = dir.path();
     let p = pki(d);
-    let origin = RecordingOrigin::start(&p.origin.cert, &p.origin.key, &p.identity_ca.cert).await;
+    let origin = recording_origin(&p.origin.cert, &p.origin.key, &p.identity_ca.cert).await;
     let ttl = 600;
     let sigil = Sigil::start(
         d,
@@ -249,7 +249,7 @@ async fn identities_renew_without_failures_or_expired_certificates() {
     let dir = temp_dir();
     let d = dir.path();
     let p = pki(d);
-    let origin = RecordingOrigin::start(&p.origin.cert, &p.origin.key, &p.identity_ca.cert).await;
+    let origin = recording_origin(&p.origin.cert, &p.origin.key, &p.identity_ca.cert).await;
     let ttl = 3;
     let sigil = Sigil::start(
         d,

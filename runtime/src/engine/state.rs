@@ -106,9 +106,9 @@ struct MeterState {
 }
 
 /// Where the clocks stood when wasm last resumed. The thread CPU clock is a
-/// real system call, so it is read only once a segment has run for an epoch
-/// tick: short requests cost no clock syscalls, and a long one is measured in
-/// CPU time from its first tick on (its first tick, at most 2 ms, in wall time).
+/// system call (not in the vDSO); it is read at every resume and pause
+/// anyway: measuring short stretches by the wall clock instead let OS
+/// preemption on a loaded machine count against a worker's CPU limit.
 #[derive(Clone, Copy)]
 struct Mark {
     thread: std::thread::ThreadId,
@@ -117,34 +117,20 @@ struct Mark {
 }
 
 impl Mark {
-    /// A cheap mark (wall clock only).
     fn now() -> Mark {
         Mark {
             thread: std::thread::current().id(),
-            thread_cpu: None,
+            thread_cpu: thread_cpu_time(),
             wall: Instant::now(),
         }
     }
 
-    /// A mark that also reads the thread CPU clock.
-    fn now_with_cpu() -> (Mark, Option<Duration>) {
-        let cpu = thread_cpu_time();
-        (
-            Mark {
-                thread: std::thread::current().id(),
-                thread_cpu: cpu,
-                wall: Instant::now(),
-            },
-            cpu,
-        )
-    }
-
-    /// Time run since this mark, given the thread CPU clock now (if read).
-    fn elapsed(&self, cpu_now: Option<Duration>) -> Duration {
-        let same_thread = self.thread == std::thread::current().id();
-        match (same_thread, self.thread_cpu, cpu_now) {
+    /// Time run from this mark to `now`: the thread's CPU time, or wall time
+    /// should the task have moved to another thread.
+    fn until(&self, now: &Mark) -> Duration {
+        match (self.thread == now.thread, self.thread_cpu, now.thread_cpu) {
             (true, Some(then), Some(now)) => now.saturating_sub(then),
-            _ => self.wall.elapsed(),
+            _ => now.wall.saturating_duration_since(self.wall),
         }
     }
 }
@@ -176,19 +162,19 @@ impl CpuMeter {
     }
 
     fn pause(&self) {
+        let now = Mark::now();
         let mut state = self.lock();
         if let Some(mark) = state.running_since.take() {
-            let cpu_now = mark.thread_cpu.and_then(|_| thread_cpu_time());
-            state.used += mark.elapsed(cpu_now);
+            state.used += mark.until(&now);
         }
     }
 
     /// Count the running time up to now and return the total so far.
     pub fn tick(&self) -> Duration {
-        let (next, cpu_now) = Mark::now_with_cpu();
+        let now = Mark::now();
         let mut state = self.lock();
-        if let Some(mark) = state.running_since.replace(next) {
-            state.used += mark.elapsed(cpu_now);
+        if let Some(mark) = state.running_since.replace(now) {
+            state.used += mark.until(&now);
         }
         state.used
     }
