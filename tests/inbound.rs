@@ -422,6 +422,7 @@ async fn client_certificate_is_forwarded_and_forged_headers_are_stripped() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn curl_as_a_real_client() {
+    support::ensure_tool("curl", "--version", "curl");
     let s = setup(None).await;
     let curl = |cert: Option<&CertFiles>, host: &str| {
         let port = s.sigil.https.unwrap().port();

@@ -133,20 +133,10 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    /// Fail (never skip) when nginx is not installed.
+    /// Install nginx when it is missing (never skip; fail saying what to
+    /// install when that is not possible).
     pub fn require() {
-        let ok = Command::new(NGINX)
-            .arg("-v")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "{NGINX} not found or not runnable: this test needs nginx as a real mTLS origin; \
-             install it with `apt-get install nginx-light` (Debian/Ubuntu)"
-        );
+        crate::support::ensure_tool(NGINX, "-v", "nginx-light");
     }
 
     /// Start nginx on a free port in `dir`, with server `cert`/`key`,
@@ -301,6 +291,7 @@ impl PythonOrigin {
     /// Write the script into `dir` and start it with server `cert`/`key`,
     /// requiring client certificates from `client_ca`.
     pub fn start(dir: &Path, cert: &Path, key: &Path, client_ca: &Path) -> PythonOrigin {
+        crate::support::ensure_tool("python3", "--version", "python3");
         let script = dir.join("origin.py");
         std::fs::write(&script, PYTHON_ORIGIN).unwrap();
         let log = dir.join("python-origin.log");

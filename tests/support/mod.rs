@@ -72,3 +72,52 @@ pub fn temp_dir() -> tempfile::TempDir {
         .tempdir()
         .expect("temp dir")
 }
+
+/// Make sure `binary` runs (`<binary> <version_arg>`); when it does not,
+/// install Debian `package` with apt-get (as root, saying so), like
+/// `sigil dev` adds the wasm target. Tests that need a real third-party peer
+/// never skip: without a way to install it they fail saying what to install.
+pub fn ensure_tool(binary: &str, version_arg: &str, package: &str) {
+    use std::process::{Command, Stdio};
+    use std::sync::Mutex;
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let runs = || {
+        Command::new(binary)
+            .arg(version_arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if runs() {
+        return;
+    }
+    let _guard = INSTALLING.lock().unwrap_or_else(|p| p.into_inner());
+    if runs() {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let apt = Command::new("apt-get")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        root && apt,
+        "{binary} is needed as a real peer for this test and is not installed; install the Debian package `{package}` (apt-get install {package})"
+    );
+    eprintln!(
+        "{binary} is not installed; installing the Debian package {package} with apt-get (one-time)"
+    );
+    let update = Command::new("apt-get").args(["update", "-qq"]).status();
+    let install = Command::new("apt-get")
+        .args(["install", "-y", "-qq", package])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    assert!(
+        update.is_ok() && install.is_ok_and(|s| s.success()) && runs(),
+        "installing {package} with apt-get failed; install it by hand (apt-get install {package})"
+    );
+}
