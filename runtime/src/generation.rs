@@ -65,7 +65,7 @@ fn fingerprint(settings: &str, files: &[PathBuf]) -> String {
         bytes.extend(std::fs::read(f).unwrap_or_default());
         bytes.push(0);
     }
-    crate::engine::sha256_hex(&bytes)
+    certs::fingerprint_sha256_hex(&bytes)
 }
 
 /// The pool `name` of `previous`, if it was built from the same inputs.
@@ -110,13 +110,6 @@ pub struct Generation {
     pub warnings: Vec<String>,
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Load every file `m` names and build a generation, or report every problem.
 ///
 /// Connection pools (and worker identities) whose inputs did not change since
@@ -128,7 +121,7 @@ pub fn build(
     previous: Option<&Generation>,
 ) -> Result<Generation, ManifestErrors> {
     let man = &m.manifest;
-    let now = now_unix();
+    let now = crate::certs::details::unix_now();
     let mut errors: Vec<ManifestError> = Vec::new();
     let mut warnings = Vec::new();
     let mut files = vec![m.path.clone()];

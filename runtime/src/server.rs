@@ -136,7 +136,7 @@ impl Runtime {
         let Some(issuer) = &generation.issuer else {
             return;
         };
-        let now = now_unix();
+        let now = crate::certs::details::unix_now();
         for entry in &generation.identities {
             if now < entry.renew_at.load(Ordering::Relaxed) {
                 continue;
@@ -171,7 +171,7 @@ impl Runtime {
         let name = "sigil_certificate_expiry_seconds";
         let help = "Seconds until each certificate expires.";
         m.clear(name);
-        let now = now_unix();
+        let now = crate::certs::details::unix_now();
         for e in &generation.expiries {
             m.set(
                 name,
@@ -204,13 +204,6 @@ impl Runtime {
             })
             .collect()
     }
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Addresses the server listens on.

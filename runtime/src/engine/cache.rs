@@ -16,12 +16,6 @@ pub(super) struct ModuleCache {
     engine_key: String,
 }
 
-/// SHA-256 of `bytes`, lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl ModuleCache {
     pub(super) fn new(dir: Option<PathBuf>, engine: &wasmtime::Engine) -> Self {
         let mut hasher = DefaultHasher::new();
@@ -39,7 +33,7 @@ impl ModuleCache {
         engine: &wasmtime::Engine,
         bytes: &[u8],
     ) -> anyhow::Result<(Module, String)> {
-        let digest = sha256_hex(bytes);
+        let digest = crate::certs::fingerprint_sha256_hex(bytes);
         if let Some(m) = self.memory.get(&digest) {
             return Ok((m.clone(), digest));
         }

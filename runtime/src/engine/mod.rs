@@ -7,7 +7,6 @@ mod cache;
 mod invoke;
 pub mod state;
 
-pub use cache::sha256_hex;
 pub use invoke::InvokeError;
 pub use state::CallContext;
 
@@ -196,7 +195,6 @@ impl Engine {
             .cache
             .get_or_compile(&self.engine, bytes)
             .map_err(|e| invalid(format!("not a valid wasm module: {e:#}")))?;
-        check_exports(&module).map_err(invalid)?;
         let exports = AbiExports::of(&module).map_err(invalid)?;
         let pre = self.linker.instantiate_pre(&module).map_err(|e| {
             invalid(format!(
@@ -209,15 +207,4 @@ impl Engine {
             digest: digest.into(),
         })
     }
-}
-
-fn check_exports(module: &Module) -> Result<(), String> {
-    for name in ["memory", "sigil_alloc", "sigil_handle", "sigil_abi_version"] {
-        if module.get_export(name).is_none() {
-            return Err(format!(
-                "the module does not export `{name}`; is it a Sigil worker? (export its handler with sigil_sdk::export_handler!)"
-            ));
-        }
-    }
-    Ok(())
 }

@@ -179,10 +179,6 @@ impl CpuMeter {
         state.used
     }
 
-    /// Total running time counted so far.
-    pub fn used(&self) -> Duration {
-        self.lock().used
-    }
 }
 
 /// A future whose polls are metered by a [`CpuMeter`].
