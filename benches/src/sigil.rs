@@ -1,6 +1,6 @@
 //! Sigil itself, started in-process for a benchmark: a manifest written to a
-//! temporary directory, [`sigil_runtime::server::load`] and
-//! [`sigil_runtime::server::serve`] on `127.0.0.1:0`, and the bound
+//! temporary directory, [`sigil_runtime::Server::load`] and
+//! [`sigil_runtime::Server::serve`] on `127.0.0.1:0`, and the bound
 //! addresses from `on_ready`.
 //!
 //! Also: building the guest modules the scenarios use, writing PEM files,
@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use sigil_runtime::server::{self, BoundAddresses, Runtime};
+use sigil_runtime::state::Runtime;
+use sigil_runtime::{BoundAddresses, Server};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -40,18 +41,18 @@ pub fn module_path(name: &str) -> PathBuf {
 }
 
 /// Builds the guests the scenarios run (`examples/hello` and
-/// `examples/records`) with [`sigil_runtime::guest_build::build`]; cargo
+/// `examples/records`) with [`sigil_build::build`]; cargo
 /// makes this a no-op when they are up to date.
 pub fn build_guests(progress: &mut dyn FnMut(&str)) -> Result<()> {
     let root = workspace_root();
     let crates: Vec<_> = [("examples/hello", "hello"), ("examples/records", "records")]
         .iter()
-        .map(|(dir, name)| sigil_runtime::guest_build::GuestCrate {
+        .map(|(dir, name)| sigil_build::GuestCrate {
             dir: root.join(dir),
             module: module_path(name),
         })
         .collect();
-    sigil_runtime::guest_build::build(&crates, progress)
+    sigil_build::build(&crates, progress)
 }
 
 /// Writes a certificate chain and key as `<dir>/<stem>.pem` / `.key` and
@@ -95,7 +96,10 @@ pub struct SigilServer {
     pub addrs: BoundAddresses,
     /// The runtime (its engine and current generation).
     pub runtime: Arc<Runtime>,
-    /// Time spent in `server::load` (manifest, certificates, modules).
+    /// Outbound pools built: one without a certificate, one per
+    /// certificate, one per worker identity.
+    pub pools: usize,
+    /// Time spent in `Server::load` (manifest, certificates, modules).
     pub load_time: Duration,
     /// Time from the start of `load` until every listener was bound.
     pub ready_time: Duration,
@@ -149,27 +153,28 @@ pub async fn start(dir: &Path, manifest: &str) -> Result<SigilServer> {
 pub async fn start_file(path: &Path) -> Result<SigilServer> {
     let t0 = Instant::now();
     let p = path.to_path_buf();
-    let (runtime, loaded) = tokio::task::spawn_blocking(move || server::load(&p))
+    let server = tokio::task::spawn_blocking(move || Server::load(&p))
         .await
         .context("load task panicked")?
         .map_err(|e| anyhow::anyhow!("Sigil refused the manifest:\n{e}"))?;
     let load_time = t0.elapsed();
     let (ready_tx, ready_rx) = oneshot::channel::<BoundAddresses>();
     let (stop, stopped) = oneshot::channel::<()>();
-    let rt = runtime.clone();
+    let runtime = server.runtime().clone();
+    let pools =
+        1 + server.manifest().manifest.certificates.len() + runtime.current().identities.len();
     let task = tokio::spawn(async move {
-        server::serve(
-            rt,
-            &loaded,
-            Duration::ZERO,
-            move |addrs| {
-                let _ = ready_tx.send(addrs.clone());
-            },
-            async move {
-                let _ = stopped.await;
-            },
-        )
-        .await
+        server
+            .serve(
+                Duration::ZERO,
+                move |addrs| {
+                    let _ = ready_tx.send(addrs.clone());
+                },
+                async move {
+                    let _ = stopped.await;
+                },
+            )
+            .await
     });
     let addrs = match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
         Ok(Ok(a)) => a,
@@ -189,6 +194,7 @@ pub async fn start_file(path: &Path) -> Result<SigilServer> {
     Ok(SigilServer {
         addrs,
         runtime,
+        pools,
         load_time,
         ready_time: t0.elapsed(),
         stop: Some(stop),

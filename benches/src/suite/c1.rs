@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::json;
-use sigil_runtime::engine::CallContext;
-use sigil_runtime::engine::state::RequestState;
+use sigil_runtime::config::Limits;
+use sigil_runtime::engine::{CallContext, RequestState, SubrequestFuture, Subrequests};
 use sigil_sdk::wire::{CertVerified, ClientAuth, HandlerOutput, Invocation, WireRequest};
 
 use super::{Options, Row, median, module_cache_dir, temp_dir};
@@ -78,6 +78,35 @@ pub fn hello_invocation() -> Invocation {
     }
 }
 
+/// The hello worker makes no subrequests; C1 measures the instance alone.
+struct NoSubrequests;
+
+impl Subrequests for NoSubrequests {
+    fn start(
+        &self,
+        _request: sigil_sdk::wire::FetchRequest,
+        _call: &CallContext,
+    ) -> Result<SubrequestFuture, sigil_sdk::wire::FetchError> {
+        Err(sigil_sdk::wire::FetchError::InvalidRequest {
+            reason: "C1 makes no subrequests".into(),
+        })
+    }
+}
+
+/// The context of one C1 invocation, with the default limits.
+fn call_context(request_id: Arc<str>) -> CallContext {
+    let limits = Limits::default();
+    CallContext {
+        worker: "hello".into(),
+        request_id,
+        limits,
+        subrequests: Arc::new(NoSubrequests),
+        forward: None,
+        deadline: Instant::now() + limits.timeout,
+        vars: Arc::from(Vec::new()),
+    }
+}
+
 pub(super) async fn run(opts: &Options) -> Result<(Vec<Row>, serde_json::Value)> {
     crate::install_crypto_provider();
     let dir = temp_dir("c1")?;
@@ -90,30 +119,19 @@ pub(super) async fn run(opts: &Options) -> Result<(Vec<Row>, serde_json::Value)>
             toml_path(&module_path("hello"))
         ),
     )?;
-    let (runtime, _loaded) = sigil_runtime::server::load(&path)
+    let server = sigil_runtime::Server::load(&path)
         .map_err(|e| anyhow::anyhow!("Sigil refused the manifest:\n{e}"))?;
-    let worker = runtime
-        .current()
-        .workers
-        .get("hello")
-        .cloned()
-        .context("no hello worker")?;
+    let engine = server.engine().clone();
+    let module = engine
+        .load_module(&module_path("hello"))
+        .context("loading the hello module")?;
     let invocation = hello_invocation();
     let request_id: Arc<str> = invocation.request_id.as_str().into();
-    let call = || CallContext {
-        worker: worker.name.clone(),
-        request_id: request_id.clone(),
-        limits: worker.limits,
-        outbound: worker.outbound.clone(),
-        forward: None,
-        deadline: Instant::now() + worker.limits.timeout,
-        vars: worker.vars.clone(),
-    };
+    let call = || call_context(request_id.clone());
 
     // Sanity: the hello worker answers.
-    let first = runtime
-        .engine()
-        .invoke(&worker.module, call(), &invocation)
+    let first = engine
+        .invoke(&module, call(), &invocation)
         .await
         .map_err(|e| anyhow::anyhow!("hello failed: {e}"))?;
     anyhow::ensure!(first.status == 200, "hello answered {}", first.status);
@@ -122,20 +140,14 @@ pub(super) async fn run(opts: &Options) -> Result<(Vec<Row>, serde_json::Value)>
     for round in 0..opts.rounds {
         let deadline = Instant::now() + Duration::from_secs(120);
         for _ in 0..opts.c1_warmup {
-            let _ = runtime
-                .engine()
-                .invoke(&worker.module, call(), &invocation)
-                .await;
+            let _ = engine.invoke(&module, call(), &invocation).await;
         }
         let mut us = Vec::with_capacity(opts.c1_iterations);
         let mut failures = 0usize;
         for _ in 0..opts.c1_iterations {
             let c = call();
             let t = Instant::now();
-            let r = runtime
-                .engine()
-                .invoke(&worker.module, c, &invocation)
-                .await;
+            let r = engine.invoke(&module, c, &invocation).await;
             us.push(t.elapsed().as_secs_f64() * 1e6);
             failures += usize::from(r.is_err());
             if Instant::now() > deadline {
@@ -154,8 +166,9 @@ pub(super) async fn run(opts: &Options) -> Result<(Vec<Row>, serde_json::Value)>
         );
         runs.push(d);
     }
-    drop(worker);
-    drop(runtime);
+    drop(module);
+    drop(engine);
+    drop(server);
 
     let mut breakdowns = Vec::new();
     for variant in VARIANTS {
@@ -272,7 +285,7 @@ async fn breakdown(opts: &Options, invocation: &Invocation, variant: Variant) ->
         .total_memories(1000)
         .total_tables(1000)
         .total_stacks(1000)
-        .max_memory_size((sigil_runtime::limits::MAX_MEMORY_MB << 20) as usize);
+        .max_memory_size((sigil_runtime::config::limits::MAX_MEMORY_MB << 20) as usize);
     if let Variant::KeepResident = variant {
         anyhow::ensure!(
             PoolingAllocationConfig::is_pagemap_scan_available(),
@@ -322,25 +335,6 @@ async fn breakdown(opts: &Options, invocation: &Invocation, variant: Variant) ->
     let module = Module::new(&engine, &bytes)?;
     let pre = linker.instantiate_pre(&module)?;
 
-    // A CallContext needs an outbound view; borrow one from a tiny Sigil.
-    let dir = temp_dir("c1b")?;
-    let path = dir.path().join("sigil.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[server]\nhttp = \"127.0.0.1:0\"\nreload_poll_secs = 0\nmodule_cache = {}\n\n[[workers]]\nname = \"hello\"\nmodule = {}\n\n[[routes]]\nworker = \"hello\"\n",
-            toml_path(&module_cache_dir()),
-            toml_path(&module_path("hello"))
-        ),
-    )?;
-    let (runtime, _) = sigil_runtime::server::load(&path)
-        .map_err(|e| anyhow::anyhow!("Sigil refused the manifest:\n{e}"))?;
-    let worker = runtime
-        .current()
-        .workers
-        .get("hello")
-        .cloned()
-        .context("hello")?;
     let request_id: Arc<str> = invocation.request_id.as_str().into();
 
     const PHASES: [&str; 8] = [
@@ -357,15 +351,7 @@ async fn breakdown(opts: &Options, invocation: &Invocation, variant: Variant) ->
     let mut totals = Vec::new();
     let n = opts.c1_warmup + opts.c1_iterations;
     for i in 0..n {
-        let call = CallContext {
-            worker: worker.name.clone(),
-            request_id: request_id.clone(),
-            limits: worker.limits,
-            outbound: worker.outbound.clone(),
-            forward: None,
-            deadline: Instant::now() + worker.limits.timeout,
-            vars: worker.vars.clone(),
-        };
+        let call = call_context(request_id.clone());
         let mut t = [Instant::now(); 9];
         let state = RequestState::new(call);
         t[1] = Instant::now();

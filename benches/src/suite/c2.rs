@@ -62,7 +62,7 @@ pub fn child_main(manifest: &Path) -> Result<()> {
             rss_ready_kib: rss_bytes().unwrap_or(0) / 1024,
             workers: generation.workers.len(),
             hostnames: generation.hostnames.len(),
-            pools: generation.pools.len(),
+            pools: server.pools,
         };
         drop(generation);
         println!("C2CHILD {}", serde_json::to_string(&report)?);

@@ -1,0 +1,26 @@
+//! `sigil check`: validate a manifest and every file it names.
+
+use sigil_runtime::Server;
+use std::path::Path;
+
+/// Check the manifest at `config`, printing warnings and a summary.
+pub fn check(config: &Path) -> anyhow::Result<()> {
+    match Server::load(config) {
+        Ok(server) => {
+            let g = server.runtime().current();
+            for w in &g.warnings {
+                println!("warning: {w}");
+            }
+            println!(
+                "{}: ok ({} workers, {} hostnames, {} certificates, {} routes)",
+                config.display(),
+                g.workers.len(),
+                g.hostnames.len(),
+                server.manifest().manifest.certificates.len(),
+                server.manifest().manifest.routes.len()
+            );
+            Ok(())
+        }
+        Err(errors) => anyhow::bail!("{} problem(s):\n{errors}", errors.0.len()),
+    }
+}

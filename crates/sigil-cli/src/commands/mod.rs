@@ -1,0 +1,25 @@
+//! One module per `sigil` command.
+
+pub mod build;
+pub mod certs;
+pub mod check;
+pub mod dev;
+pub mod serve;
+
+use anyhow::Context as _;
+
+/// A progress line on stderr, prefixed `sigil:`.
+pub fn progress(line: &str) {
+    eprintln!("sigil: {line}");
+}
+
+/// Run `fut` on a multi-threaded tokio runtime.
+pub fn tokio_main(
+    fut: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(fut)
+}

@@ -1,0 +1,324 @@
+//! Structural checks of a parsed manifest: names, references, addresses.
+//! Files are not opened here; the generation builder loads them.
+//!
+//! One function per manifest section; each appends what it finds to a
+//! [`Problems`] list, so every problem is reported at once.
+
+use super::limits::check_overrides;
+use super::model::{
+    CertificateSection, HostnameSection, Manifest, RouteSection, ServerSection, WorkerSection,
+};
+use super::origins::parse_allowed_origin;
+use super::{ClientCertMode, IDENTITY_CERTIFICATE, LoadedManifest, ManifestError};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+/// A DNS hostname as used for SNI: labels of letters, digits and hyphens.
+pub(crate) fn is_valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// A worker, certificate or binding name: it appears in SPIFFE IDs, metrics
+/// and logs.
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && name != "."
+        && name != ".."
+}
+
+const NAME_RULE: &str = "name must be letters, digits, '-', '_' or '.'";
+
+/// Problems found so far, each naming its item.
+struct Problems<'a> {
+    manifest: &'a LoadedManifest,
+    found: Vec<ManifestError>,
+}
+
+impl Problems<'_> {
+    fn add(&mut self, item: impl Into<String>, message: impl Into<String>) {
+        self.found.push(self.manifest.error(item, message));
+    }
+}
+
+/// Every structural problem of `m`, in manifest order.
+pub(super) fn validate(m: &LoadedManifest) -> Vec<ManifestError> {
+    let mut p = Problems {
+        manifest: m,
+        found: Vec::new(),
+    };
+    let man = &m.manifest;
+    server(&mut p, &man.server, man);
+    for problem in check_overrides(&man.limits) {
+        p.add("limits", problem);
+    }
+    identity(&mut p, man);
+    let certificates = certificates(&mut p, &man.certificates);
+    hostnames(
+        &mut p,
+        &man.hostnames,
+        man.server.default_hostname.as_deref(),
+    );
+    let workers = workers(&mut p, man, &certificates);
+    routes(&mut p, &man.routes, &workers);
+    if man.routes.is_empty() && !man.workers.is_empty() {
+        p.add(
+            "routes",
+            "no [[routes]]: add one, e.g. [[routes]] host = \"*\" path = \"/\" worker = \"hello\"",
+        );
+    }
+    p.found
+}
+
+fn server(p: &mut Problems<'_>, server: &ServerSection, man: &Manifest) {
+    for (key, value) in [
+        ("http", &server.http),
+        ("https", &server.https),
+        ("admin", &server.admin),
+    ] {
+        if let Some(addr) = value
+            && addr.parse::<SocketAddr>().is_err()
+        {
+            p.add(
+                format!("server.{key}"),
+                format!(
+                    "\"{addr}\" is not a listen address; write it as IP:PORT, e.g. \"127.0.0.1:8443\""
+                ),
+            );
+        }
+    }
+    if server.http.is_none() && server.https.is_none() {
+        p.add(
+            "server",
+            "no listener: set server.http and/or server.https (e.g. https = \"127.0.0.1:8443\")",
+        );
+    }
+    if server.https.is_some() && man.hostnames.is_empty() {
+        p.add(
+            "server.https",
+            "an HTTPS listener needs at least one [[hostnames]] entry with its server certificate",
+        );
+    }
+}
+
+fn identity(p: &mut Problems<'_>, man: &Manifest) {
+    let Some(id) = &man.identity else { return };
+    if let Err(e) = sigil_pki::validate_trust_domain(&id.trust_domain) {
+        p.add("identity.trust_domain", e.to_string());
+    }
+    if id.ttl_secs == Some(0) {
+        p.add(
+            "identity.ttl_secs",
+            "must be at least 1 second (default 3600)",
+        );
+    }
+}
+
+/// Checks `[[certificates]]`; returns the declared names.
+fn certificates<'m>(p: &mut Problems<'_>, list: &'m [CertificateSection]) -> HashSet<&'m str> {
+    let mut names = HashSet::new();
+    for c in list {
+        let item = format!("certificate \"{}\"", c.name);
+        if !is_valid_name(&c.name) {
+            p.add(&item, NAME_RULE);
+        }
+        if c.name == IDENTITY_CERTIFICATE {
+            p.add(
+                &item,
+                format!(
+                    "\"{IDENTITY_CERTIFICATE}\" is reserved for each worker's own Sigil identity; rename this certificate"
+                ),
+            );
+        }
+        if !names.insert(c.name.as_str()) {
+            p.add(&item, "declared twice; certificate names must be unique");
+        }
+    }
+    names
+}
+
+fn hostnames(p: &mut Problems<'_>, list: &[HostnameSection], default: Option<&str>) {
+    let mut names = HashSet::new();
+    for h in list {
+        let item = format!("hostname \"{}\"", h.name);
+        if !is_valid_hostname(&h.name) {
+            p.add(
+                &item,
+                "not a valid DNS name (letters, digits, '-' and dots)",
+            );
+        }
+        if !names.insert(h.name.to_ascii_lowercase()) {
+            p.add(
+                &item,
+                "declared twice; each hostname has exactly one policy",
+            );
+        }
+        if h.client_cert != ClientCertMode::Off && h.client_ca.is_empty() {
+            p.add(
+                &item,
+                "client_cert is require/optional but client_ca is empty; list the CA bundle(s) that issue this hostname's client certificates",
+            );
+        }
+        if h.client_cert == ClientCertMode::Off && !h.crl.is_empty() {
+            p.add(
+                &item,
+                "crl is set but client_cert = \"off\"; CRLs only apply to client certificates",
+            );
+        }
+        if h.max_chain_depth == Some(0) {
+            p.add(&item, "max_chain_depth must be at least 1");
+        }
+    }
+    if let Some(d) = default
+        && !names.contains(&d.to_ascii_lowercase())
+    {
+        p.add(
+            "server.default_hostname",
+            format!("\"{d}\" is not declared under [[hostnames]]"),
+        );
+    }
+}
+
+/// Checks `[[workers]]`; returns the declared names.
+fn workers<'m>(
+    p: &mut Problems<'_>,
+    man: &'m Manifest,
+    certificates: &HashSet<&str>,
+) -> HashSet<&'m str> {
+    let mut names = HashSet::new();
+    for w in &man.workers {
+        let item = format!("worker \"{}\"", w.name);
+        if !is_valid_name(&w.name) {
+            p.add(&item, NAME_RULE);
+        }
+        if !names.insert(w.name.as_str()) {
+            p.add(&item, "declared twice; worker names must be unique");
+        }
+        bindings(p, &item, w, man, certificates);
+        for entry in &w.allowed_outbound_hosts {
+            if let Err(e) = parse_allowed_origin(entry) {
+                p.add(&item, format!("allowed_outbound_hosts: {e}"));
+            }
+        }
+        for problem in check_overrides(&w.limits) {
+            p.add(&item, format!("limits: {problem}"));
+        }
+    }
+    names
+}
+
+/// Checks one worker's `[[workers.mtls_certificates]]` and `default_binding`.
+fn bindings(
+    p: &mut Problems<'_>,
+    item: &str,
+    w: &WorkerSection,
+    man: &Manifest,
+    certificates: &HashSet<&str>,
+) {
+    let identity_on = man.identity.is_some() && w.identity != Some(false);
+    let mut bindings = HashMap::new();
+    for b in &w.mtls_certificates {
+        if !is_valid_name(&b.binding) {
+            p.add(item, format!("binding \"{}\": {NAME_RULE}", b.binding));
+        }
+        if bindings
+            .insert(b.binding.as_str(), b.certificate.as_str())
+            .is_some()
+        {
+            p.add(item, format!("binding \"{}\" declared twice", b.binding));
+        }
+        if b.certificate == IDENTITY_CERTIFICATE {
+            if !identity_on {
+                let why = if man.identity.is_none() {
+                    "no [identity] section is configured"
+                } else {
+                    "this worker sets identity = false"
+                };
+                p.add(
+                    item,
+                    format!(
+                        "binding \"{}\" uses the worker's identity, but {why}",
+                        b.binding
+                    ),
+                );
+            }
+        } else if !certificates.contains(b.certificate.as_str()) {
+            p.add(
+                item,
+                format!(
+                    "binding \"{}\" names certificate \"{}\", which is not declared; add it under [[certificates]] or fix the name",
+                    b.binding, b.certificate
+                ),
+            );
+        }
+    }
+    if let Some(d) = &w.default_binding
+        && !bindings.contains_key(d.as_str())
+    {
+        p.add(
+            item,
+            format!(
+                "default_binding \"{d}\" is not one of this worker's [[workers.mtls_certificates]] bindings"
+            ),
+        );
+    }
+}
+
+fn routes(p: &mut Problems<'_>, list: &[RouteSection], workers: &HashSet<&str>) {
+    let mut seen = HashSet::new();
+    for r in list {
+        let host = r.host.as_deref().unwrap_or("*");
+        let path = r.path.as_deref().unwrap_or("/");
+        let item = format!("route {host}{path}");
+        if !workers.contains(r.worker.as_str()) {
+            p.add(
+                &item,
+                format!(
+                    "routes to worker \"{}\", which is not declared under [[workers]]",
+                    r.worker
+                ),
+            );
+        }
+        if host != "*" && !is_valid_hostname(host) && host.parse::<std::net::IpAddr>().is_err() {
+            p.add(&item, "host must be a DNS name, an IP address or \"*\"");
+        }
+        if !path.starts_with('/') {
+            p.add(&item, "path must start with '/'");
+        }
+        let key = (
+            host.to_ascii_lowercase(),
+            path.trim_end_matches('/').to_string(),
+        );
+        if !seen.insert(key) {
+            p.add(
+                &item,
+                "declared twice; each host and path prefix routes to one worker",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames() {
+        assert!(is_valid_hostname("pay.alpha.example"));
+        assert!(!is_valid_hostname("bad_host"));
+        assert!(!is_valid_hostname("a..b"));
+    }
+}

@@ -1,0 +1,192 @@
+//! The host side of the guest ABI: the `sigil.*` imports. See
+//! `sigil_sdk`'s `abi` module for the guest side and the table of calls.
+
+use super::store::{FetchSlot, RequestState};
+use crate::telemetry::metrics::{SubrequestLabels, SubrequestOutcome, metrics};
+use sigil_sdk::codec;
+use sigil_sdk::wire::{FetchError, FetchRequest, FetchResult, LogLevel};
+use wasmtime::{AsContextMut, Caller, Linker, Memory, format_err};
+
+/// The import module name.
+pub const MODULE: &str = "sigil";
+
+/// Bytes of ABI overhead allowed beyond a request body in an encoded subrequest.
+const ENVELOPE: u64 = 256 << 10;
+
+/// Longest log line kept (longer lines are cut).
+const MAX_LOG_LINE: usize = 16 << 10;
+
+fn memory(caller: &mut Caller<'_, RequestState>) -> wasmtime::Result<Memory> {
+    caller
+        .get_export("memory")
+        .and_then(|e| e.into_memory())
+        .ok_or_else(|| format_err!("the module exports no memory"))
+}
+
+fn read_guest(
+    caller: &mut Caller<'_, RequestState>,
+    call: &str,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<Vec<u8>> {
+    let mem = memory(caller)?;
+    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+    let mut buf = vec![0u8; len];
+    mem.read(&*caller, ptr, &mut buf).map_err(|_| {
+        format_err!("sigil.{call}: the guest passed {len} bytes at {ptr:#x}, outside its memory")
+    })?;
+    Ok(buf)
+}
+
+fn encode_result(result: &FetchResult) -> Vec<u8> {
+    codec::encode(result).unwrap_or_else(|e| {
+        codec::encode(&FetchResult::Err(FetchError::InvalidRequest {
+            reason: e.0,
+        }))
+        .unwrap_or_default()
+    })
+}
+
+/// Register the `sigil.*` imports.
+pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
+    linker.func_wrap(MODULE, "fetch_start", fetch_start)?;
+    linker.func_wrap_async(
+        MODULE,
+        "fetch_wait",
+        |caller: Caller<'_, RequestState>, (handle,): (i32,)| Box::new(fetch_wait(caller, handle)),
+    )?;
+    linker.func_wrap(MODULE, "fetch_read", fetch_read)?;
+    linker.func_wrap(MODULE, "log", log)?;
+    Ok(())
+}
+
+/// `sigil.fetch_start(ptr, len) -> handle`: decode a subrequest and start it.
+fn fetch_start(mut caller: Caller<'_, RequestState>, ptr: i32, len: i32) -> wasmtime::Result<i64> {
+    let limits = caller.data().call.limits;
+    let max = limits.max_request_body + ENVELOPE;
+    if len as u32 as u64 > max {
+        let err = FetchResult::Err(FetchError::InvalidRequest {
+            reason: format!(
+                "the subrequest is {} bytes; the limit is {} bytes (limits.max_request_body)",
+                len as u32, limits.max_request_body
+            ),
+        });
+        let slot = FetchSlot::Done(encode_result(&err));
+        return Ok(caller.data_mut().fetches.insert(slot) as i64);
+    }
+    let bytes = read_guest(&mut caller, "fetch_start", ptr, len)?;
+    let request: FetchRequest = codec::decode(&bytes, max as usize).map_err(|e| {
+        format_err!("sigil.fetch_start: the guest sent a malformed subrequest ({e})")
+    })?;
+    let state = caller.data_mut();
+    state.fetches.started += 1;
+    let slot = if state.fetches.started > limits.subrequests {
+        let err = Err(FetchError::SubrequestLimit {
+            limit: limits.subrequests,
+        });
+        metrics()
+            .subrequests
+            .get_or_create(&SubrequestLabels {
+                worker: state.call.worker.clone(),
+                binding: "-".into(),
+                outcome: SubrequestOutcome::subrequest_limit,
+            })
+            .inc();
+        FetchSlot::Done(encode_result(&err))
+    } else {
+        match state.call.subrequests.start(request, &state.call) {
+            Ok(future) => {
+                FetchSlot::Running(tokio::spawn(tracing::Instrument::in_current_span(future)))
+            }
+            Err(e) => FetchSlot::Done(encode_result(&Err(e))),
+        }
+    };
+    Ok(state.fetches.insert(slot) as i64)
+}
+
+/// `sigil.fetch_wait(handle) -> len`: wait for a subrequest; `-1` for an unknown handle.
+async fn fetch_wait(mut caller: Caller<'_, RequestState>, handle: i32) -> wasmtime::Result<i64> {
+    let handle = handle as u32;
+    let state = caller.data_mut();
+    let Some(slot) = state.fetches.slots.remove(&handle) else {
+        return Ok(-1i64);
+    };
+    let bytes = match slot {
+        FetchSlot::Done(bytes) => bytes,
+        FetchSlot::Running(task) => {
+            // Waiting is not CPU time: the request's future is
+            // not polled meanwhile (see CpuMeter).
+            let result = task.await.unwrap_or_else(|e| {
+                Err(FetchError::Other {
+                    binding: None,
+                    host: String::new(),
+                    cause: format!("subrequest task failed: {e}"),
+                })
+            });
+            encode_result(&result)
+        }
+    };
+    // Time spent waiting is not CPU time: restart the deadline.
+    caller.as_context_mut().set_epoch_deadline(1);
+    let len = bytes.len() as i64;
+    caller
+        .data_mut()
+        .fetches
+        .slots
+        .insert(handle, FetchSlot::Done(bytes));
+    Ok(len)
+}
+
+/// `sigil.fetch_read(handle, ptr, len) -> 0`: copy a finished result into the guest.
+fn fetch_read(
+    mut caller: Caller<'_, RequestState>,
+    handle: i32,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<i32> {
+    let handle = handle as u32;
+    let bytes = match caller.data_mut().fetches.slots.remove(&handle) {
+        Some(FetchSlot::Done(bytes)) if bytes.len() == len as u32 as usize => bytes,
+        Some(other) => {
+            caller.data_mut().fetches.slots.insert(handle, other);
+            return Ok(-1);
+        }
+        None => return Ok(-1),
+    };
+    let mem = memory(&mut caller)?;
+    mem.write(&mut caller, ptr as u32 as usize, &bytes)
+        .map_err(|_| {
+            format_err!(
+                "sigil.fetch_read: the guest's buffer at {:#x} is outside its memory",
+                ptr as u32
+            )
+        })?;
+    Ok(0)
+}
+
+/// `sigil.log(level, ptr, len)`: one log line from the guest.
+fn log(
+    mut caller: Caller<'_, RequestState>,
+    level: i32,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<()> {
+    let len = (len as u32 as usize).min(MAX_LOG_LINE) as i32;
+    let bytes = read_guest(&mut caller, "log", ptr, len)?;
+    let message = String::from_utf8_lossy(&bytes);
+    let state = caller.data_mut();
+    let worker = &*state.call.worker;
+    let request_id = &*state.call.request_id;
+    match LogLevel::from_raw(level) {
+        LogLevel::Trace => tracing::trace!(worker, request_id, "{message}"),
+        LogLevel::Debug => tracing::debug!(worker, request_id, "{message}"),
+        LogLevel::Info => tracing::info!(worker, request_id, "{message}"),
+        LogLevel::Warn => tracing::warn!(worker, request_id, "{message}"),
+        LogLevel::Error => tracing::error!(worker, request_id, "{message}"),
+        LogLevel::Panic => {
+            tracing::error!(worker, request_id, "worker panicked: {message}");
+            state.panic_message = Some(message.into_owned());
+        }
+    }
+    Ok(())
+}

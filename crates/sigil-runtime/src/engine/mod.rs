@@ -1,0 +1,121 @@
+//! The wasm engine: compiling worker modules once, and running each request
+//! in a fresh instance from a pre-linked `InstancePre` with the pooling
+//! allocator, epoch-based CPU limits and per-store memory limits.
+//!
+//! The engine calls out only through the [`Subrequests`] trait it defines
+//! (implemented by the outbound layer) and serves requests through
+//! [`crate::state::WorkerHandler`] ([`SdkWorker`]).
+
+mod abi;
+mod cache;
+mod cpu;
+mod invoke;
+mod module;
+mod sdk_worker;
+mod store;
+mod subrequest;
+
+pub use module::{ModuleError, WorkerModule};
+pub use sdk_worker::SdkWorker;
+pub use store::RequestState;
+pub use subrequest::{CallContext, SubrequestFuture, Subrequests};
+
+use crate::config::limits::MAX_MEMORY_MB;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::{Config, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
+
+/// How often the epoch advances; the CPU limit is checked at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// Bytes of each instance slot's linear memory (and table) kept resident
+/// between requests when the kernel supports `PAGEMAP_SCAN`; only pages a
+/// request actually wrote are reset, so idle slots cost what they touched.
+const KEEP_RESIDENT: usize = 4 << 20;
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Most instances alive at once (pool slots).
+    pub max_instances: u32,
+    /// Directory of the compiled-module cache, if any.
+    pub module_cache: Option<PathBuf>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            max_instances: 1000,
+            module_cache: None,
+        }
+    }
+}
+
+/// The shared wasm engine.
+pub struct Engine {
+    engine: wasmtime::Engine,
+    linker: Linker<RequestState>,
+    cache: cache::ModuleCache,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Engine {
+    /// Create the engine, its linker and the epoch ticker thread.
+    pub fn new(settings: &EngineSettings) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::new();
+        let n = settings.max_instances.max(1);
+        pool.total_core_instances(n)
+            .total_memories(n)
+            .total_tables(n)
+            .total_stacks(n)
+            .max_memory_size((MAX_MEMORY_MB << 20) as usize);
+        if PoolingAllocationConfig::is_pagemap_scan_available() {
+            // Reset a freed slot by rewriting only the pages the request
+            // dirtied (found with the PAGEMAP_SCAN ioctl) instead of
+            // `madvise(DONTNEED)`: no TLB-shootdown IPIs to the other threads
+            // on every request, and no page faults on the next one.
+            pool.pagemap_scan(wasmtime::Enabled::Yes)
+                .linear_memory_keep_resident(KEEP_RESIDENT)
+                .table_keep_resident(KEEP_RESIDENT);
+        }
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = wasmtime::Engine::new(&config)?;
+        let mut linker: Linker<RequestState> = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)?;
+        abi::add_to_linker(&mut linker)?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
+        std::thread::Builder::new()
+            .name("sigil-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })?;
+        let cache = cache::ModuleCache::new(settings.module_cache.clone(), &engine);
+        Ok(Engine {
+            engine,
+            linker,
+            cache,
+            stop_ticker,
+        })
+    }
+
+    /// The underlying wasmtime engine.
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+}

@@ -1,0 +1,151 @@
+//! What one request's wasm `Store` carries: WASI, the memory limiter, the CPU
+//! meter, the subrequests in flight and the context the host calls need.
+
+use super::cpu::CpuMeter;
+use super::subrequest::CallContext;
+use sigil_sdk::wire::FetchResult;
+use std::collections::HashMap;
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+/// A memory limiter that remembers whether it refused to grow, so a trap
+/// after an allocation failure can be reported as the memory limit.
+pub struct MemoryLimiter {
+    inner: StoreLimits,
+    /// Set once a growth past the limit was refused.
+    pub refused: bool,
+}
+
+impl MemoryLimiter {
+    fn new(memory_bytes: u64) -> Self {
+        MemoryLimiter {
+            inner: StoreLimitsBuilder::new()
+                .memory_size(memory_bytes as usize)
+                .instances(1)
+                .trap_on_grow_failure(false)
+                .build(),
+            refused: false,
+        }
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = self.inner.memory_growing(current, desired, maximum)?;
+        if !ok {
+            self.refused = true;
+        }
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// A subrequest started by the guest.
+pub enum FetchSlot {
+    /// Still running on the executor.
+    Running(tokio::task::JoinHandle<FetchResult>),
+    /// Finished; its encoded result waits for `fetch_read`.
+    Done(Vec<u8>),
+}
+
+/// The subrequests of one request, by handle. Dropping it aborts any still running.
+#[derive(Default)]
+pub struct Fetches {
+    next: u32,
+    /// The subrequests by handle.
+    pub slots: HashMap<u32, FetchSlot>,
+    /// Subrequests started so far (for the limit).
+    pub started: u32,
+}
+
+impl Fetches {
+    /// Store a slot and return its handle.
+    pub fn insert(&mut self, slot: FetchSlot) -> u32 {
+        let handle = self.next;
+        self.next = self.next.wrapping_add(1);
+        self.slots.insert(handle, slot);
+        handle
+    }
+}
+
+impl Drop for Fetches {
+    fn drop(&mut self) {
+        for slot in self.slots.values() {
+            if let FetchSlot::Running(task) = slot {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// The data of one request's `Store`.
+pub struct RequestState {
+    /// WASI preview 1 context (stdout/stderr captured).
+    pub wasi: WasiP1Ctx,
+    /// The memory limiter.
+    pub memory: MemoryLimiter,
+    /// The CPU meter.
+    pub cpu: CpuMeter,
+    /// Context for host calls.
+    pub call: CallContext,
+    /// Subrequests in flight or finished.
+    pub fetches: Fetches,
+    /// The guest's panic message, if it panicked.
+    pub panic_message: Option<String>,
+    /// Captured stdout.
+    pub stdout: MemoryOutputPipe,
+    /// Captured stderr.
+    pub stderr: MemoryOutputPipe,
+}
+
+/// How much guest stdout/stderr is kept per request.
+const OUTPUT_CAPACITY: usize = 1 << 20;
+
+impl RequestState {
+    /// Fresh state for one request.
+    pub fn new(call: CallContext) -> Self {
+        let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+        let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .envs(&call.vars)
+            .build_p1();
+        RequestState {
+            wasi,
+            memory: MemoryLimiter::new(call.limits.memory_bytes),
+            cpu: CpuMeter::default(),
+            call,
+            fetches: Fetches::default(),
+            panic_message: None,
+            stdout,
+            stderr,
+        }
+    }
+}

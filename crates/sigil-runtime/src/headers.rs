@@ -1,0 +1,154 @@
+//! Header rules in one place: which headers never cross a hop, which
+//! headers only Sigil may set, and how the inbound client certificate is
+//! forwarded to origins (RFC 9440 `Client-Cert` / `Client-Cert-Chain` and
+//! Envoy's `x-forwarded-client-cert`).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http::{HeaderMap, HeaderValue};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use rustls_pki_types::CertificateDer;
+use sigil_sdk::wire::ClientAuth;
+
+/// Headers that describe one connection or one message's framing, never
+/// copied between the inbound request, the worker and a subrequest
+/// (RFC 9110 §7.6.1, plus `content-length` and `host`, which the sender of
+/// each hop computes itself).
+pub const NOT_FORWARDED: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// Headers only Sigil sets: removed from every inbound request, and a
+/// worker's copies are dropped from its subrequests.
+pub const RUNTIME_OWNED: [&str; 4] = [
+    "sigil-worker",
+    "client-cert",
+    "client-cert-chain",
+    "x-forwarded-client-cert",
+];
+
+/// Whether `name` (lower case) is in [`NOT_FORWARDED`].
+pub fn is_not_forwarded(name: &str) -> bool {
+    NOT_FORWARDED.contains(&name)
+}
+
+/// Whether `name` (lower case) is in [`RUNTIME_OWNED`].
+pub fn is_runtime_owned(name: &str) -> bool {
+    RUNTIME_OWNED.contains(&name)
+}
+
+/// Remove the headers only Sigil may set from an inbound request.
+pub fn strip_inbound(headers: &mut HeaderMap) {
+    for name in RUNTIME_OWNED {
+        headers.remove(name);
+    }
+}
+
+/// A verified client certificate, rendered once per connection as the
+/// headers added to every subrequest of every request on it.
+#[derive(Debug)]
+pub struct ForwardedClientCert {
+    client_cert: HeaderValue,
+    client_cert_chain: Option<HeaderValue>,
+    xfcc: HeaderValue,
+}
+
+/// RFC 8941 byte sequence: `:base64:`.
+fn sf_binary(der: &[u8]) -> String {
+    format!(":{}:", STANDARD.encode(der))
+}
+
+/// Characters left as they are when URL-encoding the PEM in XFCC (RFC 3986
+/// unreserved characters).
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+fn url_encode(s: &str) -> String {
+    utf8_percent_encode(s, UNRESERVED).to_string()
+}
+
+fn xfcc_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+impl ForwardedClientCert {
+    /// Render the headers for `chain` (leaf first) with its `details`.
+    pub fn new(chain: &[CertificateDer<'_>], details: &ClientAuth) -> Option<Self> {
+        let (leaf, intermediates) = chain.split_first()?;
+        let client_cert = HeaderValue::from_str(&sf_binary(leaf)).ok()?;
+        let client_cert_chain = if intermediates.is_empty() {
+            None
+        } else {
+            let list: Vec<String> = intermediates.iter().map(|c| sf_binary(c)).collect();
+            HeaderValue::from_str(&list.join(", ")).ok()
+        };
+        let mut xfcc = format!(
+            "Hash={};Cert={};Subject={}",
+            details.cert_fingerprint_sha256,
+            xfcc_quote(&url_encode(&sigil_pki::encode_pem("CERTIFICATE", leaf))),
+            xfcc_quote(&details.cert_subject_dn)
+        );
+        for uri in &details.uri_sans {
+            xfcc.push_str(&format!(";URI={uri}"));
+        }
+        for dns in &details.dns_sans {
+            xfcc.push_str(&format!(";DNS={dns}"));
+        }
+        Some(ForwardedClientCert {
+            client_cert,
+            client_cert_chain,
+            xfcc: HeaderValue::from_str(&xfcc).ok()?,
+        })
+    }
+
+    /// Set the forwarding headers on a subrequest (replacing any copies).
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        headers.insert("client-cert", self.client_cert.clone());
+        match &self.client_cert_chain {
+            Some(chain) => {
+                headers.insert("client-cert-chain", chain.clone());
+            }
+            None => {
+                headers.remove("client-cert-chain");
+            }
+        }
+        headers.insert("x-forwarded-client-cert", self.xfcc.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding_and_sf_binary() {
+        assert_eq!(url_encode("a b/+"), "a%20b%2F%2B");
+        assert_eq!(url_encode("-_.~az09"), "-_.~az09");
+        assert_eq!(sf_binary(&[0, 1, 2]), ":AAEC:");
+    }
+
+    #[test]
+    fn strips_client_supplied_copies() {
+        let mut h = HeaderMap::new();
+        h.insert("client-cert", HeaderValue::from_static(":Zm9yZ2Vk:"));
+        h.insert(
+            "x-forwarded-client-cert",
+            HeaderValue::from_static("Hash=forged"),
+        );
+        h.insert("sigil-worker", HeaderValue::from_static("writer"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        strip_inbound(&mut h);
+        assert_eq!(h.len(), 1);
+    }
+}

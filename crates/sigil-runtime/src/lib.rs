@@ -1,0 +1,42 @@
+//! # sigil-runtime
+//!
+//! The server side of Sigil: an edge-worker runtime in which every outbound
+//! subrequest can carry a client certificate chosen by name, and every
+//! inbound hostname has its own server certificate and client CA.
+//!
+//! Where things live (dependencies point down this list, never up):
+//! - [`supervisor`]: loads the first generation, starts listeners, the admin
+//!   endpoint, identity renewal and the reload loop; shutdown;
+//! - [`admin`]: `/metrics`, `/healthz`, `POST /reload`;
+//! - [`inbound`]: listeners, per-hostname TLS chosen by SNI, the Host/SNI
+//!   rule, the request service;
+//! - [`identity`]: the identity CA, worker identities and their renewal;
+//! - [`outbound`]: bindings, allowed hosts and identity-keyed connection
+//!   pools; implements the engine's [`engine::Subrequests`];
+//! - [`engine`]: compiling workers and running each request in a fresh wasm
+//!   instance;
+//! - [`state`]: the [`state::Runtime`] and the generation it serves — the
+//!   data every layer may read, and the contracts between layers;
+//! - [`config`]: the manifest, parsed and checked (no TLS, no wasm);
+//! - leaves used by every layer: [`headers`] (hop-by-hop and runtime-owned
+//!   headers, client-certificate forwarding) and [`telemetry`] (metrics,
+//!   logs). Certificates themselves are the `sigil-pki` crate.
+
+pub mod admin;
+pub mod config;
+pub mod engine;
+pub mod headers;
+pub mod identity;
+pub mod inbound;
+pub mod outbound;
+pub mod state;
+pub mod supervisor;
+pub mod telemetry;
+
+pub use supervisor::{BoundAddresses, Server, shutdown_signal};
+
+/// Install aws-lc-rs as the process-wide rustls crypto provider (idempotent).
+/// Call it first thing in `main` and in tests.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -1,0 +1,118 @@
+//! A connection pool whose connections all present one client certificate
+//! (or none), so a connection authenticated as one identity is never reused
+//! for a request that asked for another identity, or for none.
+
+use super::tls;
+use arc_swap::ArcSwap;
+use rustls::RootCertStore;
+use sigil_pki::RotatingCert;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Settings shared by every outbound pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundSettings {
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Idle pooled connections are closed after this long.
+    pub pool_idle: Duration,
+}
+
+impl Default for OutboundSettings {
+    fn default() -> Self {
+        OutboundSettings {
+            connect_timeout: Duration::from_secs(5),
+            pool_idle: Duration::from_secs(90),
+        }
+    }
+}
+
+/// Connections presenting one client certificate (or none).
+///
+/// When the certificate is replaced (rotation, renewal), new handshakes
+/// present the new one at once, and the next request builds a fresh pool, so
+/// connections authenticated with the old certificate are retired (requests
+/// in flight on them finish first). The fresh pool also starts a fresh TLS
+/// session cache: a resumed TLS 1.3 session carries the identity of its
+/// original handshake, so resuming one would keep presenting the old
+/// certificate to the origin.
+#[derive(Debug)]
+pub struct ClientPool {
+    /// What this pool presents: `certificate:<name>`, `identity:<worker>`, or `none`.
+    pub label: Arc<str>,
+    /// The certificate presented at each handshake, if any.
+    pub client_cert: Option<Arc<RotatingCert>>,
+    client: ArcSwap<reqwest::Client>,
+    /// The certificate version the current client was built for.
+    built_for: AtomicU64,
+    rebuild: Mutex<()>,
+    pub(super) tls: Arc<rustls::ClientConfig>,
+    settings: OutboundSettings,
+}
+
+fn http_client(
+    tls: &rustls::ClientConfig,
+    settings: &OutboundSettings,
+) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(settings.connect_timeout)
+        .pool_idle_timeout(settings.pool_idle)
+        .no_proxy()
+        .build()?)
+}
+
+impl ClientPool {
+    /// A pool verifying origins against `roots` and presenting `client_cert`.
+    pub fn new(
+        label: &str,
+        roots: Arc<RootCertStore>,
+        client_cert: Option<Arc<RotatingCert>>,
+        settings: &OutboundSettings,
+    ) -> anyhow::Result<Self> {
+        let config = tls::client_config(roots, client_cert.clone())?;
+        let client = http_client(&config, settings)?;
+        let built_for = client_cert.as_ref().map_or(0, |c| c.version());
+        Ok(ClientPool {
+            label: label.into(),
+            client_cert,
+            client: ArcSwap::from_pointee(client),
+            built_for: AtomicU64::new(built_for),
+            rebuild: Mutex::new(()),
+            tls: Arc::new(config),
+            settings: settings.clone(),
+        })
+    }
+
+    /// The connection pool for the current certificate.
+    pub(crate) fn http(&self) -> Arc<reqwest::Client> {
+        if let Some(cert) = &self.client_cert
+            && cert.version() != self.built_for.load(Ordering::Acquire)
+        {
+            self.retire(cert);
+        }
+        self.client.load_full()
+    }
+
+    /// Replace the client after a certificate change (once per change).
+    fn retire(&self, cert: &RotatingCert) {
+        let _guard = self.rebuild.lock().unwrap_or_else(|p| p.into_inner());
+        let version = cert.version();
+        if version == self.built_for.load(Ordering::Acquire) {
+            return;
+        }
+        let mut tls = (*self.tls).clone();
+        tls.resumption = rustls::client::Resumption::in_memory_sessions(256);
+        match http_client(&tls, &self.settings) {
+            Ok(fresh) => {
+                self.client.store(Arc::new(fresh));
+                self.built_for.store(version, Ordering::Release);
+            }
+            Err(e) => {
+                tracing::error!(pool = %self.label, "cannot rebuild the pool after a certificate change: {e:#}")
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! One worker's view of the outbound world: its bindings, its default, the
+//! origins it may call; implements the engine's [`Subrequests`].
+
+use super::pool::ClientPool;
+use super::send;
+use crate::config::AllowedOrigin;
+use crate::engine::{CallContext, SubrequestFuture, Subrequests};
+use crate::telemetry::metrics::{SubrequestLabels, SubrequestOutcome, metrics};
+use sigil_sdk::wire::{ClientCertChoice, FetchError, FetchRequest, FetchResult};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One worker's view of the outbound world.
+#[derive(Debug)]
+pub struct WorkerOutbound {
+    /// Binding name → pool presenting that binding's certificate.
+    pub bindings: HashMap<String, Arc<ClientPool>>,
+    /// What a fetch that names no binding presents: the default binding's
+    /// name (for error messages) and its pool.
+    pub default: Option<(String, Arc<ClientPool>)>,
+    /// The pool used without a client certificate.
+    pub anonymous: Arc<ClientPool>,
+    /// Where the worker may send subrequests.
+    pub allowed: Vec<AllowedOrigin>,
+}
+
+impl Subrequests for WorkerOutbound {
+    /// Check `request` against the worker's bindings and allowed hosts and
+    /// return the future that sends it.
+    /// Failures found here, and the outcome of the send, are counted in
+    /// `sigil_subrequests_total{worker, binding, outcome}`.
+    fn start(
+        &self,
+        request: FetchRequest,
+        call: &CallContext,
+    ) -> Result<SubrequestFuture, FetchError> {
+        let binding_label: Arc<str> = match &request.client_cert {
+            ClientCertChoice::None => "none".into(),
+            ClientCertChoice::Binding(name) => name.as_str().into(),
+            ClientCertChoice::WorkerDefault => match &self.default {
+                Some((name, _)) => name.as_str().into(),
+                None => "none".into(),
+            },
+        };
+        let worker = call.worker.clone();
+        match self.prepare_send(request, call) {
+            Ok(send) => Ok(Box::pin(async move {
+                let result = send.await;
+                count_subrequest(&worker, binding_label, &result);
+                result
+            })),
+            Err(e) => {
+                count_subrequest(&worker, binding_label, &Err(e.clone()));
+                Err(e)
+            }
+        }
+    }
+}
+
+impl WorkerOutbound {
+    fn prepare_send(
+        &self,
+        request: FetchRequest,
+        call: &CallContext,
+    ) -> Result<impl Future<Output = FetchResult> + Send + 'static, FetchError> {
+        let url =
+            reqwest::Url::parse(&request.request.url).map_err(|e| FetchError::InvalidRequest {
+                reason: format!("\"{}\" is not an absolute URL: {e}", request.request.url),
+            })?;
+        let scheme = url.scheme().to_string();
+        if scheme != "http" && scheme != "https" {
+            return Err(FetchError::InvalidRequest {
+                reason: format!("scheme \"{scheme}\" is not http or https"),
+            });
+        }
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = url.port_or_known_default().unwrap_or(443);
+        if !self.allowed.iter().any(|a| a.allows(&scheme, &host, port)) {
+            return Err(FetchError::HostNotAllowed {
+                origin: format!("{scheme}://{host}:{port}"),
+            });
+        }
+        let (binding, pool) = match &request.client_cert {
+            ClientCertChoice::None => (None, self.anonymous.clone()),
+            ClientCertChoice::Binding(name) => match self.bindings.get(name) {
+                Some(pool) => (Some(name.clone()), pool.clone()),
+                None => {
+                    return Err(FetchError::UnknownBinding {
+                        binding: name.clone(),
+                    });
+                }
+            },
+            ClientCertChoice::WorkerDefault => match &self.default {
+                Some((name, pool)) => (Some(name.clone()), pool.clone()),
+                None => (None, self.anonymous.clone()),
+            },
+        };
+        let remaining = call.deadline.saturating_duration_since(Instant::now());
+        let timeout = request
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms as u64).min(remaining))
+            .unwrap_or(remaining);
+        let job = send::Job {
+            host: host.clone(),
+            port,
+            url,
+            origin: format!("{host}:{port}"),
+            binding,
+            request: request.request,
+            timeout,
+            max_body: call.limits.max_response_body,
+            worker: call.worker.clone(),
+            forward: call.forward.clone(),
+        };
+        Ok(send::send(pool, job))
+    }
+}
+
+/// The metric outcome of a subrequest.
+pub fn outcome(result: &FetchResult) -> SubrequestOutcome {
+    use SubrequestOutcome as O;
+    match result {
+        Ok(_) => O::ok,
+        Err(e) => match e {
+            FetchError::UnknownBinding { .. } => O::unknown_binding,
+            FetchError::HostNotAllowed { .. } => O::host_not_allowed,
+            FetchError::SubrequestLimit { .. } => O::subrequest_limit,
+            FetchError::InvalidRequest { .. } => O::invalid_request,
+            FetchError::ConnectFailed { .. } => O::connect_failed,
+            FetchError::UntrustedOrigin { .. } => O::untrusted_origin,
+            FetchError::ClientCertRefused { .. } => O::client_cert_refused,
+            FetchError::Timeout { .. } => O::timeout,
+            FetchError::ResponseTooLarge { .. } => O::response_too_large,
+            FetchError::Other { .. } => O::other,
+        },
+    }
+}
+
+fn count_subrequest(worker: &Arc<str>, binding: Arc<str>, result: &FetchResult) {
+    metrics()
+        .subrequests
+        .get_or_create(&SubrequestLabels {
+            worker: worker.clone(),
+            binding,
+            outcome: outcome(result),
+        })
+        .inc();
+}

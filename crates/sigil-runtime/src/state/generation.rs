@@ -1,0 +1,81 @@
+//! A generation: everything one version of the manifest becomes once its
+//! files are loaded — workers, routes, hostname policies and worker
+//! identities. Requests hold the generation they started with; a reload
+//! builds a new one and swaps it in whole.
+
+use super::{HostnamePolicies, Router, Worker};
+use crate::telemetry::metrics::{CertificateLabel, metrics};
+use sigil_pki::{IdentityIssuer, RotatingCert};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// A worker's Sigil-issued identity, renewed in place.
+pub struct IdentityEntry {
+    /// The worker.
+    pub worker: Arc<str>,
+    /// The certificate its identity pool presents (replaced on renewal).
+    pub cert: Arc<RotatingCert>,
+    /// When to renew (unix seconds).
+    pub renew_at: AtomicI64,
+    /// When the current certificate expires (unix seconds).
+    pub not_after: AtomicI64,
+}
+
+/// A certificate whose expiry is reported in metrics.
+pub struct CertificateExpiry {
+    /// `certificate:<name>` or `hostname:<name>`.
+    pub label: String,
+    /// Not-after, unix seconds.
+    pub not_after: i64,
+}
+
+/// One loaded version of the configuration.
+pub struct Generation {
+    /// Workers by name.
+    pub workers: HashMap<Arc<str>, Arc<Worker>>,
+    /// The route table.
+    pub router: Router,
+    /// Hostname policies by SNI.
+    pub hostnames: HostnamePolicies,
+    /// Worker identities to renew.
+    pub identities: Vec<Arc<IdentityEntry>>,
+    /// The identity issuer, if `[identity]` is configured.
+    pub issuer: Option<Arc<IdentityIssuer>>,
+    /// Identity certificate lifetime.
+    pub identity_ttl: Duration,
+    /// Certificates (other than identities) whose expiry is exported.
+    pub expiries: Vec<CertificateExpiry>,
+    /// Every file this generation was built from (for reload polling).
+    pub files: Vec<PathBuf>,
+    /// Warnings found while loading (e.g. certificates close to expiry).
+    pub warnings: Vec<String>,
+}
+
+impl Generation {
+    /// Set `sigil_certificate_expiry_seconds` for every certificate of this
+    /// generation, identities included.
+    pub fn export_expiry_metrics(&self) {
+        let gauge = &metrics().certificate_expiry;
+        gauge.clear();
+        let now = sigil_pki::unix_now();
+        let set = |label: &str, not_after: i64| {
+            gauge
+                .get_or_create(&CertificateLabel {
+                    certificate: label.into(),
+                })
+                .set((not_after - now) as f64);
+        };
+        for e in &self.expiries {
+            set(&e.label, e.not_after);
+        }
+        for e in &self.identities {
+            set(
+                &format!("identity:{}", e.worker),
+                e.not_after.load(Ordering::Relaxed),
+            );
+        }
+    }
+}

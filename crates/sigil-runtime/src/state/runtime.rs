@@ -1,0 +1,75 @@
+//! The live state shared by every connection: the current generation, the
+//! request-id counter, and the door to the supervisor's reload loop.
+
+use super::Generation;
+use crate::config::ManifestErrors;
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+use tokio::sync::{mpsc, oneshot};
+
+/// A request to re-read the manifest, answered when the reload is done.
+pub struct ReloadRequest {
+    /// What asked for it (`SIGHUP`, `admin`, `file change`), for the log.
+    pub trigger: &'static str,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<Result<(), ManifestErrors>>,
+}
+
+/// The live state shared by every connection.
+pub struct Runtime {
+    current: ArcSwap<Generation>,
+    request_seq: AtomicU64,
+    request_prefix: u32,
+    reloads: mpsc::Sender<ReloadRequest>,
+}
+
+impl Runtime {
+    /// Serve `generation`; reload requests go to `reloads`.
+    pub fn new(generation: Generation, reloads: mpsc::Sender<ReloadRequest>) -> Self {
+        Runtime {
+            current: ArcSwap::from_pointee(generation),
+            request_seq: AtomicU64::new(0),
+            request_prefix: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
+                .unwrap_or(0)
+                ^ std::process::id(),
+            reloads,
+        }
+    }
+
+    /// The generation new requests and handshakes use.
+    pub fn current(&self) -> Arc<Generation> {
+        self.current.load_full()
+    }
+
+    /// Serve `generation` from now on (requests in flight keep theirs).
+    pub fn swap(&self, generation: Generation) {
+        self.current.store(Arc::new(generation));
+    }
+
+    /// A new request id, unique within this process and unlikely to repeat across restarts.
+    pub fn next_request_id(&self) -> String {
+        let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}-{n:x}", self.request_prefix)
+    }
+
+    /// Ask the supervisor to reload the manifest and wait for the outcome.
+    pub async fn reload(&self, trigger: &'static str) -> Result<(), ManifestErrors> {
+        let (reply, outcome) = oneshot::channel();
+        let unavailable = || {
+            ManifestErrors(vec![crate::config::ManifestError {
+                file: Default::default(),
+                item: String::new(),
+                message: "the server is shutting down; reloads are not accepted".into(),
+            }])
+        };
+        self.reloads
+            .send(ReloadRequest { trigger, reply })
+            .await
+            .map_err(|_| unavailable())?;
+        outcome.await.unwrap_or_else(|_| Err(unavailable()))
+    }
+}

@@ -1,0 +1,234 @@
+//! Building a generation from a loaded manifest: each part has its own
+//! builder (outbound pools, the identity CA, hostname policies, workers,
+//! routes); this module puts them together and reports every problem at
+//! once.
+
+use crate::config::{
+    Findings, IDENTITY_CERTIFICATE, LoadedManifest, ManifestErrors, WorkerSection,
+    parse_allowed_origin,
+};
+use crate::engine::{Engine, SdkWorker};
+use crate::identity;
+use crate::inbound::tls::build_policies;
+use crate::outbound::pools::fingerprint;
+use crate::outbound::{ClientPool, PoolCache, Pools, WorkerOutbound};
+use crate::state::{Generation, HostnamePolicies, IdentityEntry, Router, Worker};
+use sigil_pki::IdentityIssuer;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A generation and the pools it holds, ready to be swapped in.
+pub struct Built {
+    /// The generation.
+    pub generation: Generation,
+    /// Its pools, for reuse by the next reload (see [`Loader::commit`]).
+    pub pools: PoolCache,
+}
+
+/// Builds generations, carrying unchanged pools and identities over from
+/// the generation being served.
+pub struct Loader {
+    engine: Arc<Engine>,
+    serving: Mutex<PoolCache>,
+}
+
+/// What every worker of a generation is built with.
+struct WorkerParts<'a> {
+    pools: &'a mut Pools,
+    issuer: Option<&'a Arc<IdentityIssuer>>,
+    ttl: Duration,
+    identity_key: String,
+    previous: &'a PoolCache,
+    identities: Vec<Arc<IdentityEntry>>,
+}
+
+impl Loader {
+    /// A loader compiling workers with `engine`.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Loader {
+            engine,
+            serving: Mutex::new(PoolCache::default()),
+        }
+    }
+
+    /// The wasm engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Record that `pools` are now served (after the generation holding them
+    /// was swapped in), so the next build can reuse them.
+    pub fn commit(&self, pools: PoolCache) {
+        *self.serving.lock().unwrap_or_else(|p| p.into_inner()) = pools;
+    }
+
+    /// Load every file `m` names and build a generation, or report every problem.
+    pub fn build(&self, m: &LoadedManifest) -> Result<Built, ManifestErrors> {
+        let previous = self
+            .serving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut findings = Findings::new(m);
+        let mut expiries = Vec::new();
+        let Some(mut pools) = Pools::build(&mut findings, &previous, &mut expiries) else {
+            return Err(ManifestErrors(findings.errors));
+        };
+        let issuer = identity::load_issuer(&mut findings);
+        let ttl = identity::ttl(&findings);
+        let hostnames = build_policies(&mut findings, &mut expiries);
+        let identity_key = match &m.manifest.identity {
+            Some(id) => fingerprint(
+                &format!("{} {ttl:?} {}", id.trust_domain, pools.outbound_key),
+                &[id.ca_cert.clone(), id.ca_key.clone()],
+            ),
+            None => String::new(),
+        };
+        let mut parts = WorkerParts {
+            pools: &mut pools,
+            issuer: issuer.as_ref(),
+            ttl,
+            identity_key,
+            previous: &previous,
+            identities: Vec::new(),
+        };
+        let mut workers = HashMap::new();
+        for w in &m.manifest.workers {
+            if let Some(worker) = self.worker(w, &mut parts, &mut findings) {
+                workers.insert(worker.name.clone(), Arc::new(worker));
+            }
+        }
+        let identities = parts.identities;
+        findings.check()?;
+        Ok(Built {
+            generation: Generation {
+                workers,
+                router: Router::from_routes(&m.manifest.routes),
+                hostnames: HostnamePolicies::new(
+                    hostnames,
+                    m.manifest.server.default_hostname.as_deref(),
+                ),
+                identities,
+                issuer,
+                identity_ttl: ttl,
+                expiries,
+                files: findings.files,
+                warnings: findings.warnings,
+            },
+            pools: pools.next,
+        })
+    }
+
+    /// Build one worker: its module, identity, bindings and limits.
+    fn worker(
+        &self,
+        w: &WorkerSection,
+        parts: &mut WorkerParts<'_>,
+        findings: &mut Findings<'_>,
+    ) -> Option<Worker> {
+        let item = format!("worker \"{}\"", w.name);
+        findings.read(&w.module);
+        let module = self
+            .engine
+            .load_module(&w.module)
+            .map_err(|e| findings.error(&item, e.to_string()))
+            .ok();
+        let name: Arc<str> = w.name.as_str().into();
+        let identity = identity_pool(w, &name, parts)
+            .map_err(|e| findings.error(&item, e))
+            .ok()
+            .flatten();
+        let outbound = worker_outbound(w, identity, parts.pools);
+        let manifest = findings.manifest();
+        let limits = crate::config::Limits::default()
+            .with(&manifest.manifest.limits)
+            .with(&w.limits);
+        let handler = SdkWorker {
+            engine: self.engine.clone(),
+            module: module?,
+            name: name.clone(),
+            limits,
+            vars: w.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            subrequests: Arc::new(outbound),
+        };
+        Some(Worker {
+            name,
+            limits,
+            handler: Arc::new(handler),
+        })
+    }
+}
+
+/// The pool presenting a worker's identity (`None` without one), carried
+/// over from the previous generation when the identity CA did not change.
+fn identity_pool(
+    w: &WorkerSection,
+    name: &Arc<str>,
+    parts: &mut WorkerParts<'_>,
+) -> Result<Option<Arc<ClientPool>>, String> {
+    let Some(issuer) = parts.issuer else {
+        return Ok(None);
+    };
+    if w.identity == Some(false) {
+        return Ok(None);
+    }
+    let key = &parts.identity_key;
+    let cached = parts
+        .previous
+        .reuse(&format!("identity:{}", w.name), key)
+        .and_then(|c| Some((c.pool.clone(), c.identity.clone()?)));
+    let (pool, entry) = match cached {
+        Some((pool, entry)) => {
+            parts
+                .pools
+                .keep_identity(&w.name, key, pool.clone(), entry.clone());
+            (pool, entry)
+        }
+        None => {
+            let entry = identity::issue(issuer, name, parts.ttl)
+                .map_err(|e| format!("cannot issue its identity: {e}"))?;
+            let pool = parts
+                .pools
+                .add_identity(&w.name, key, entry.clone())
+                .map_err(|e| format!("cannot build its identity client: {e:#}"))?;
+            (pool, entry)
+        }
+    };
+    parts.identities.push(entry);
+    Ok(Some(pool))
+}
+
+/// A worker's bindings, default and allowed origins.
+fn worker_outbound(
+    w: &WorkerSection,
+    identity: Option<Arc<ClientPool>>,
+    pools: &Pools,
+) -> WorkerOutbound {
+    let mut bindings = HashMap::new();
+    for b in &w.mtls_certificates {
+        let pool = if b.certificate == IDENTITY_CERTIFICATE {
+            identity.clone()
+        } else {
+            pools.certificates.get(&b.certificate).cloned()
+        };
+        if let Some(pool) = pool {
+            bindings.insert(b.binding.clone(), pool);
+        }
+    }
+    // With an identity and no explicit default, the identity is the default.
+    let default = match &w.default_binding {
+        Some(name) => bindings.get(name).map(|pool| (name.clone(), pool.clone())),
+        None => identity.map(|pool| (IDENTITY_CERTIFICATE.to_string(), pool)),
+    };
+    WorkerOutbound {
+        bindings,
+        default,
+        anonymous: pools.anonymous.clone(),
+        allowed: w
+            .allowed_outbound_hosts
+            .iter()
+            .filter_map(|e| parse_allowed_origin(e).ok())
+            .collect(),
+    }
+}

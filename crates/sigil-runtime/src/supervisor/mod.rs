@@ -1,0 +1,196 @@
+//! The running server: loading the first generation, starting the
+//! listeners, the admin endpoint, identity renewal and the reload loop,
+//! and stopping them all on shutdown.
+//!
+//! This is the top of the runtime: it wires the layers together and
+//! nothing below imports it.
+
+mod load;
+mod reload;
+
+pub use load::{Built, Loader};
+
+use crate::config::{self, LoadedManifest, ManifestErrors};
+use crate::engine::{Engine, EngineSettings};
+use crate::inbound::{Protocol, listener};
+use crate::state::{ReloadRequest, Runtime};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// Addresses the server listens on.
+#[derive(Debug, Clone, Default)]
+pub struct BoundAddresses {
+    /// Plain HTTP.
+    pub http: Option<SocketAddr>,
+    /// HTTPS.
+    pub https: Option<SocketAddr>,
+    /// Admin (metrics, health).
+    pub admin: Option<SocketAddr>,
+}
+
+/// A loaded configuration, ready to serve.
+pub struct Server {
+    runtime: Arc<Runtime>,
+    loader: Arc<Loader>,
+    manifest: LoadedManifest,
+    reloads: mpsc::Receiver<ReloadRequest>,
+}
+
+fn engine_settings(loaded: &LoadedManifest) -> EngineSettings {
+    let server = &loaded.manifest.server;
+    let module_cache = match server.module_cache.as_deref() {
+        Some("") => None,
+        Some(dir) => Some(loaded.base_dir.join(dir)),
+        None => Some(loaded.base_dir.join(".sigil-cache")),
+    };
+    EngineSettings {
+        max_instances: server.max_instances.unwrap_or(1000),
+        module_cache,
+    }
+}
+
+impl Server {
+    /// Load the manifest at `path` and build the first generation, reporting
+    /// every problem at once.
+    pub fn load(path: &Path) -> Result<Server, ManifestErrors> {
+        let manifest = config::load(path)?;
+        let engine = Engine::new(&engine_settings(&manifest)).map_err(|e| {
+            ManifestErrors(vec![
+                manifest.error("server", format!("cannot create the wasm engine: {e:#}")),
+            ])
+        })?;
+        let loader = Arc::new(Loader::new(Arc::new(engine)));
+        let built = loader.build(&manifest)?;
+        for w in &built.generation.warnings {
+            tracing::warn!("{w}");
+        }
+        built.generation.export_expiry_metrics();
+        loader.commit(built.pools);
+        let (tx, reloads) = mpsc::channel(16);
+        Ok(Server {
+            runtime: Arc::new(Runtime::new(built.generation, tx)),
+            loader,
+            manifest,
+            reloads,
+        })
+    }
+
+    /// The live state.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// The wasm engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.loader.engine()
+    }
+
+    /// The manifest as first loaded.
+    pub fn manifest(&self) -> &LoadedManifest {
+        &self.manifest
+    }
+
+    /// Serve until `shutdown` completes (the `sigil` binary passes
+    /// [`shutdown_signal`]), then stop accepting and drain requests in flight
+    /// for up to `drain`. `on_ready` receives the bound addresses once every
+    /// listener is up.
+    pub async fn serve(
+        self,
+        drain: Duration,
+        on_ready: impl FnOnce(&BoundAddresses),
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let server = &self.manifest.manifest.server;
+        let http = bind(&server.http, "http").await?;
+        let https = bind(&server.https, "https").await?;
+        let admin = bind(&server.admin, "admin").await?;
+        let bound = BoundAddresses {
+            http: http.as_ref().and_then(|l| l.local_addr().ok()),
+            https: https.as_ref().and_then(|l| l.local_addr().ok()),
+            admin: admin.as_ref().and_then(|l| l.local_addr().ok()),
+        };
+        let (stop_tx, stop) = watch::channel(false);
+        let mut listeners = Vec::new();
+        for (l, protocol) in [(https, Protocol::Https), (http, Protocol::Http)] {
+            if let Some(l) = l {
+                let task = listener::run(l, protocol, self.runtime.clone(), stop.clone(), drain);
+                listeners.push(tokio::spawn(task));
+            }
+        }
+        if let Some(l) = admin {
+            tokio::spawn(crate::admin::run(l, self.runtime.clone(), stop.clone()));
+        }
+        spawn_renewal(self.runtime.clone(), stop.clone());
+        let poll_secs = server.reload_poll_secs.unwrap_or(2);
+        reload::spawn_triggers(self.runtime.clone(), poll_secs, stop.clone());
+        tokio::spawn(reload::run(
+            self.runtime.clone(),
+            self.loader.clone(),
+            self.manifest.path.clone(),
+            self.reloads,
+            stop.clone(),
+        ));
+
+        on_ready(&bound);
+        shutdown.await;
+        tracing::info!(
+            "shutting down: no new connections; draining requests in flight for up to {drain:?}"
+        );
+        let _ = stop_tx.send(true);
+        for t in listeners {
+            let _ = t.await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn bind(addr: &Option<String>, what: &str) -> anyhow::Result<Option<TcpListener>> {
+    use anyhow::Context as _;
+    match addr {
+        Some(a) => Ok(Some(TcpListener::bind(a.as_str()).await.with_context(
+            || format!("cannot listen on server.{what} = \"{a}\" (is another process using it?)"),
+        )?)),
+        None => Ok(None),
+    }
+}
+
+/// Renew identities (and refresh expiry metrics) every half second.
+fn spawn_renewal(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => crate::identity::renew_due(&runtime.current()),
+                _ = stop.changed() => return,
+            }
+        }
+    });
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

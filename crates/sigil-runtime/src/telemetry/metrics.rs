@@ -1,0 +1,261 @@
+//! Process-wide metrics on `prometheus-client`, rendered on the admin
+//! listener in the OpenMetrics text format.
+//!
+//! Every family has a typed label set: a label can only take the values its
+//! type allows (an enum for outcomes and reasons, a name from the manifest
+//! for workers and hostnames), so no client, guest or error text can create
+//! a new series.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Labels of `sigil_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The worker, or `-` when no worker was chosen.
+    pub worker: Arc<str>,
+    /// The response status.
+    pub status: u16,
+}
+
+/// A label set of one worker name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabel {
+    /// The worker, or `-` when no worker was chosen.
+    pub worker: Arc<str>,
+}
+
+/// Why a request failed inside a worker.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types, missing_docs)]
+pub enum WorkerErrorKind {
+    cpu_limit,
+    memory_limit,
+    timeout,
+    response_too_large,
+    panic,
+    trap,
+    handler_error,
+    capacity,
+}
+
+/// Labels of `sigil_worker_errors_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerErrorLabels {
+    /// The worker.
+    pub worker: Arc<str>,
+    /// What went wrong.
+    pub kind: WorkerErrorKind,
+}
+
+/// How a subrequest ended.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types, missing_docs)]
+pub enum SubrequestOutcome {
+    ok,
+    unknown_binding,
+    host_not_allowed,
+    subrequest_limit,
+    invalid_request,
+    connect_failed,
+    untrusted_origin,
+    client_cert_refused,
+    timeout,
+    response_too_large,
+    other,
+}
+
+/// Labels of `sigil_subrequests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubrequestLabels {
+    /// The calling worker.
+    pub worker: Arc<str>,
+    /// The binding the worker named (one of its own), `none`, or `-`.
+    pub binding: Arc<str>,
+    /// How it ended.
+    pub outcome: SubrequestOutcome,
+}
+
+/// Labels of `sigil_tls_handshakes_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeLabels {
+    /// A configured hostname, or `-` when none was chosen.
+    pub hostname: Arc<str>,
+    /// `ok`, or why the handshake failed.
+    pub result: Arc<str>,
+}
+
+/// How a reload ended.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types, missing_docs)]
+pub enum ReloadResult {
+    ok,
+    failed,
+}
+
+/// Labels of `sigil_reloads_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// How it ended.
+    pub result: ReloadResult,
+}
+
+/// Labels of `sigil_certificate_expiry_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertificateLabel {
+    /// `certificate:<name>`, `hostname:<name>` or `identity:<worker>`.
+    pub certificate: Arc<str>,
+}
+
+/// Every metric family Sigil exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Inbound requests by worker and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Inbound request latency by worker.
+    pub request_duration: Family<WorkerLabel, Histogram>,
+    /// Requests that failed inside a worker, by worker and kind.
+    pub worker_errors: Family<WorkerErrorLabels, Counter>,
+    /// Subrequests by worker, binding and outcome.
+    pub subrequests: Family<SubrequestLabels, Counter>,
+    /// Inbound TLS handshakes by hostname and result.
+    pub tls_handshakes: Family<HandshakeLabels, Counter>,
+    /// Seconds until each certificate expires.
+    pub certificate_expiry: Family<CertificateLabel, Gauge<f64, AtomicU64>>,
+    /// Configuration reloads by result.
+    pub reloads: Family<ReloadLabels, Counter>,
+    /// Worker identity renewals by worker.
+    pub identity_renewals: Family<WorkerLabel, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::default();
+        registry.register(
+            "sigil_requests",
+            "Inbound requests by worker and status",
+            requests.clone(),
+        );
+        let request_duration =
+            Family::<WorkerLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register(
+            "sigil_request_duration_seconds",
+            "Inbound request latency by worker",
+            request_duration.clone(),
+        );
+        let worker_errors = Family::default();
+        registry.register(
+            "sigil_worker_errors",
+            "Requests that failed inside a worker, by worker and kind",
+            worker_errors.clone(),
+        );
+        let subrequests = Family::default();
+        registry.register(
+            "sigil_subrequests",
+            "Subrequests by worker, binding and outcome",
+            subrequests.clone(),
+        );
+        let tls_handshakes = Family::default();
+        registry.register(
+            "sigil_tls_handshakes",
+            "Inbound TLS handshakes by hostname and result (ok, or the failure reason)",
+            tls_handshakes.clone(),
+        );
+        let certificate_expiry = Family::default();
+        registry.register(
+            "sigil_certificate_expiry_seconds",
+            "Seconds until each certificate expires",
+            certificate_expiry.clone(),
+        );
+        let reloads = Family::default();
+        registry.register(
+            "sigil_reloads",
+            "Configuration reloads by result",
+            reloads.clone(),
+        );
+        let identity_renewals = Family::default();
+        registry.register(
+            "sigil_identity_renewals",
+            "Worker identity renewals by worker",
+            identity_renewals.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            worker_errors,
+            subrequests,
+            tls_handshakes,
+            certificate_expiry,
+            reloads,
+            identity_renewals,
+        }
+    }
+
+    /// Render every family in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms_with_escaped_labels() {
+        let m = Metrics::new();
+        let worker: Arc<str> = "a\"b".into();
+        let labels = RequestLabels {
+            worker: worker.clone(),
+            status: 200,
+        };
+        m.requests.get_or_create(&labels).inc();
+        m.requests.get_or_create(&labels).inc();
+        m.request_duration
+            .get_or_create(&WorkerLabel { worker })
+            .observe(0.003);
+        let text = m.render();
+        assert!(
+            text.contains("sigil_requests_total{worker=\"a\\\"b\",status=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "sigil_request_duration_seconds_bucket{le=\"0.005\",worker=\"a\\\"b\"} 1"
+            ) || text.contains(
+                "sigil_request_duration_seconds_bucket{worker=\"a\\\"b\",le=\"0.005\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}

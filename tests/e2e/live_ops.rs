@@ -1,0 +1,447 @@
+//! End to end: live operations — certificates rotated on disk under load,
+//! bad files refused while the old configuration keeps serving, metrics that
+//! parse and match the traffic, and graceful shutdown.
+
+use crate::support::client::{https_client, tls_config, tls_connect};
+use crate::support::origin::{Origin, cert_identity};
+use crate::support::pki::{Ca, CertFiles};
+use crate::support::sigil::Sigil;
+use crate::support::{module, module_cache, temp_dir};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Replace `dst` with `src`'s contents atomically (write + rename), as
+/// deployment tools and Kubernetes secret updates do.
+fn replace_file(src: &Path, dst: &Path) {
+    let tmp = dst.with_extension("swap");
+    std::fs::copy(src, &tmp).unwrap();
+    std::fs::rename(&tmp, dst).unwrap();
+}
+
+async fn scrape(admin: std::net::SocketAddr) -> prometheus_parse::Scrape {
+    let text = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("valid Prometheus text format")
+}
+
+fn counter(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+async fn server_cert_serial(addr: std::net::SocketAddr, ca: &Path, client: &CertFiles) -> String {
+    let config = tls_config(ca, Some((&client.cert, &client.key)), &[b"http/1.1"]);
+    let tls = tls_connect(addr, Some("pay.alpha.example"), config)
+        .await
+        .unwrap();
+    let der = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    cert_identity(der.as_ref()).1
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_rotate_under_load_without_a_failed_request() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let server_ca = Ca::new(d, "server-ca");
+    let clients_ca = Ca::new(d, "clients-ca");
+    let alpha_ca = Ca::new(d, "alpha-ca");
+    let origin_cert = server_ca.server("origin", &["localhost"]);
+    let origin = Origin::start(
+        &origin_cert.cert,
+        &origin_cert.key,
+        &[&clients_ca.cert],
+        true,
+    )
+    .await;
+    let device = alpha_ca.client("device", "device-1");
+    let client_v1 = clients_ca.client("client", "probe-client");
+    let host_v1 = server_ca.server("host", &["pay.alpha.example"]);
+    let client_v2 = clients_ca.client("client-v2", "probe-client");
+    let host_v2 = server_ca.server("host-v2", &["pay.alpha.example"]);
+    let manifest = format!(
+        r#"
+[server]
+https = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+reload_poll_secs = 1
+module_cache = "{cache}"
+
+[[certificates]]
+name = "client"
+cert = "{client_cert}"
+key = "{client_key}"
+ca = "{server_ca}"
+
+[[hostnames]]
+name = "pay.alpha.example"
+cert = "{host_cert}"
+key = "{host_key}"
+client_cert = "require"
+client_ca = ["{alpha_ca}"]
+
+[[workers]]
+name = "probe"
+module = "{probe}"
+default_binding = "ME"
+allowed_outbound_hosts = ["https://127.0.0.1:*"]
+[[workers.mtls_certificates]]
+binding = "ME"
+certificate = "client"
+
+[[routes]]
+worker = "probe"
+"#,
+        cache = module_cache(),
+        client_cert = client_v1.cert_s(),
+        client_key = client_v1.key_s(),
+        server_ca = server_ca.cert_s(),
+        host_cert = host_v1.cert_s(),
+        host_key = host_v1.key_s(),
+        alpha_ca = alpha_ca.cert_s(),
+        probe = module("probe"),
+    );
+    let sigil = Sigil::start(d, &manifest);
+    let https = sigil.https.unwrap();
+    assert_eq!(
+        server_cert_serial(https, &server_ca.cert, &device).await,
+        host_v1.serial_hex
+    );
+
+    // Continuous load: keep-alive clients, and one opening a new connection per request.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    for fresh_connections in [false, false, true] {
+        let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+        let (ca, dev) = (server_ca.cert.clone(), device.clone());
+        let url = origin.url("/load");
+        tasks.push(tokio::spawn(async move {
+            let mut client = https_client(
+                https,
+                &["pay.alpha.example"],
+                &ca,
+                Some((&dev.cert, &dev.key)),
+            );
+            while !stop.load(Ordering::Relaxed) {
+                if fresh_connections {
+                    client = https_client(
+                        https,
+                        &["pay.alpha.example"],
+                        &ca,
+                        Some((&dev.cert, &dev.key)),
+                    );
+                }
+                let result = client
+                    .get(format!("https://pay.alpha.example:{}/fetch", https.port()))
+                    .header("x-fetch-url", &url)
+                    .send()
+                    .await;
+                match result {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let body = r.text().await.unwrap_or_default();
+                        if status == 200 && body.starts_with("ok 200") {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            failures.lock().unwrap().push(format!("{status} {body}"));
+                        }
+                    }
+                    Err(e) => failures.lock().unwrap().push(format!("{e:?}")),
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before_swap = ok.load(Ordering::Relaxed);
+    assert!(before_swap > 10, "the load is running ({before_swap} ok)");
+    assert!(
+        origin
+            .seen()
+            .iter()
+            .all(|s| s.serial.as_deref() == Some(&*client_v1.serial_hex))
+    );
+
+    // Replace the worker's client certificate and the hostname's server certificate on disk.
+    replace_file(&client_v2.key, &client_v1.key);
+    replace_file(&client_v2.cert, &client_v1.cert);
+    replace_file(&host_v2.key, &host_v1.key);
+    replace_file(&host_v2.cert, &host_v1.cert);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let origin_sees_new = origin
+            .seen()
+            .iter()
+            .any(|s| s.serial.as_deref() == Some(&*client_v2.serial_hex));
+        let server_is_new =
+            server_cert_serial(https, &server_ca.cert, &device).await == host_v2.serial_hex;
+        if origin_sees_new && server_is_new {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new certificates were not picked up:\n{}",
+            sigil.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let seen_at_swap = origin.seen().len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // A broken certificate written on disk is refused; the previous configuration keeps serving.
+    std::fs::write(
+        &client_v1.cert,
+        "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let failures = failures.lock().unwrap().clone();
+    assert!(
+        failures.is_empty(),
+        "{} failed requests during rotation: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let total = ok.load(Ordering::Relaxed);
+    assert!(total > before_swap + 50, "load kept flowing: {total}");
+
+    // After the swap (once connections made before it drained), only the new serial.
+    let seen = origin.seen();
+    let late: Vec<_> = seen[seen_at_swap..].iter().skip(20).collect();
+    assert!(!late.is_empty());
+    assert!(
+        late.iter()
+            .all(|s| s.serial.as_deref() == Some(&*client_v2.serial_hex)),
+        "old certificate still presented after the swap"
+    );
+    let logs = sigil.logs();
+    assert!(
+        logs.contains("reload refused; still serving the previous configuration"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(&client_v1.cert.display().to_string()),
+        "the refusal names the file:\n{logs}"
+    );
+    let metrics = scrape(sigil.admin.unwrap()).await;
+    assert!(counter(&metrics, "sigil_reloads_total", &[("result", "ok")]) >= 1.0);
+    assert!(counter(&metrics, "sigil_reloads_total", &[("result", "failed")]) >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_parse_and_match_the_traffic() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let manifest = format!(
+        r#"
+[server]
+http = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+module_cache = "{cache}"
+
+[[workers]]
+name = "hello"
+module = "{hello}"
+
+[[workers]]
+name = "probe"
+module = "{probe}"
+allowed_outbound_hosts = ["https://127.0.0.1:*"]
+
+[[routes]]
+path = "/"
+worker = "hello"
+
+[[routes]]
+path = "/probe"
+worker = "probe"
+"#,
+        cache = module_cache(),
+        hello = module("hello"),
+        probe = module("probe"),
+    );
+    let sigil = Sigil::start(d, &manifest);
+    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+    for i in 0..7 {
+        let r = c
+            .get(sigil.http_url(&format!("/h{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(r.headers().contains_key("sigil-request-id"));
+    }
+    for _ in 0..3 {
+        let r = c.get(sigil.http_url("/probe/panic")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 500);
+    }
+    for _ in 0..2 {
+        c.get(sigil.http_url("/probe/fetch"))
+            .header("x-fetch-url", "https://127.0.0.1:9/")
+            .header("x-fetch-binding", "NOPE")
+            .send()
+            .await
+            .unwrap();
+    }
+    let m = scrape(sigil.admin.unwrap()).await;
+    assert_eq!(
+        counter(
+            &m,
+            "sigil_requests_total",
+            &[("worker", "hello"), ("status", "200")]
+        ),
+        7.0
+    );
+    assert_eq!(
+        counter(
+            &m,
+            "sigil_requests_total",
+            &[("worker", "probe"), ("status", "500")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        counter(
+            &m,
+            "sigil_worker_errors_total",
+            &[("worker", "probe"), ("kind", "panic")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        counter(
+            &m,
+            "sigil_subrequests_total",
+            &[
+                ("worker", "probe"),
+                ("binding", "NOPE"),
+                ("outcome", "unknown_binding")
+            ]
+        ),
+        2.0
+    );
+    let latency = m
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "sigil_request_duration_seconds" && s.labels.get("worker") == Some("hello")
+        })
+        .expect("latency histogram");
+    match &latency.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            let inf = buckets.iter().map(|b| b.count).fold(0.0, f64::max);
+            assert_eq!(inf, 7.0);
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+    let health = c
+        .get(format!("http://{}/healthz", sigil.admin.unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    // Every log line of a request carries its id.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = sigil.logs();
+    let panic_line = logs
+        .lines()
+        .find(|l| l.contains("worker panicked"))
+        .expect("panic logged");
+    assert!(panic_line.contains("request{id="), "{panic_line}");
+    assert!(
+        !logs.contains("PRIVATE KEY"),
+        "a private key reached the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_drains_a_request_in_flight() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let server_ca = Ca::new(d, "server-ca");
+    let origin_cert = server_ca.server("origin", &["localhost"]);
+    let origin = Origin::start(
+        &origin_cert.cert,
+        &origin_cert.key,
+        &[&server_ca.cert],
+        false,
+    )
+    .await;
+    let manifest = format!(
+        r#"
+[server]
+http = "127.0.0.1:0"
+module_cache = "{cache}"
+
+[outbound]
+ca = ["{ca}"]
+
+[[workers]]
+name = "probe"
+module = "{probe}"
+allowed_outbound_hosts = ["https://127.0.0.1:*"]
+
+[[routes]]
+worker = "probe"
+"#,
+        cache = module_cache(),
+        ca = server_ca.cert_s(),
+        probe = module("probe"),
+    );
+    let mut sigil = Sigil::start(d, &manifest);
+    let url = sigil.http_url("/fetch");
+    let slow = origin.url("/slow");
+    let in_flight = tokio::spawn(async move {
+        let c = reqwest::Client::builder().no_proxy().build().unwrap();
+        let r = c.get(url).header("x-fetch-url", slow).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sigil.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No new connections once shutting down.
+    let refused = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
+        .get(sigil.http_url("/"))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a new request was accepted during shutdown"
+    );
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!((status, body.trim()), (200, "ok 200 cn=none path=/slow"));
+    let exit = sigil
+        .wait_exit(Duration::from_secs(10))
+        .expect("sigil exits after draining");
+    assert!(exit.success(), "{exit:?}\n{}", sigil.logs());
+}

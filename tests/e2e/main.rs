@@ -1,0 +1,14 @@
+//! Sigil's end-to-end tests, one module per area, in one binary (so wasmtime
+//! is linked once). Every test runs the real `sigil` binary on loopback with
+//! real guests built from `examples/` and `tests/guests/`, real TLS, and real
+//! third-party peers (nginx, curl, Python's `ssl`) where the area needs them.
+
+use sigil_testkit as support;
+
+mod certs_cli;
+mod identity;
+mod inbound;
+mod live_ops;
+mod manifest_errors;
+mod outbound;
+mod workers;

@@ -1,0 +1,145 @@
+//! One bad manifest per error (tests/manifests/bad/*.toml), each with the
+//! message `sigil check` must print: its `# expect:` lines. Every message
+//! names the manifest file and the item.
+
+use crate::support::pki::{Ca, Leaf};
+use crate::support::sigil::check;
+use crate::support::{module, temp_dir, workspace_root};
+use sigil_pki::CertUsage;
+use std::path::Path;
+
+/// The certificates and modules the bad manifests refer to.
+fn fixtures(dir: &Path) {
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca = Ca::new(&certs, "ca");
+    ca.client("client", "client");
+    let other = ca.client("other-cert", "other");
+    std::fs::rename(&other.key, certs.join("other.key")).unwrap();
+    ca.server("server", &["a.example"]);
+    ca.issue(
+        "expired",
+        CertUsage::ClientAuth,
+        Leaf {
+            cn: "old",
+            not_before: Some(-7200),
+            not_after: Some(-3600),
+            ..Default::default()
+        },
+    );
+    ca.issue(
+        "notyet",
+        CertUsage::ServerAuth,
+        Leaf {
+            cn: "a.example",
+            dns: &["a.example"],
+            not_before: Some(3600),
+            not_after: Some(7200),
+            ..Default::default()
+        },
+    );
+    std::fs::write(certs.join("empty-ca.pem"), "# no certificates here\n").unwrap();
+    std::fs::copy(module("probe"), dir.join("probe.wasm")).unwrap();
+    std::fs::write(dir.join("not-wasm.wasm"), b"this is not wasm").unwrap();
+}
+
+#[test]
+fn every_bad_manifest_gets_its_named_error() {
+    let dir = temp_dir();
+    fixtures(dir.path());
+    let bad = workspace_root().join("tests/manifests/bad");
+    let mut cases: Vec<_> = std::fs::read_dir(&bad)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 20,
+        "expected the bad-manifest suite, found {}",
+        cases.len()
+    );
+    let mut failures = Vec::new();
+    for case in &cases {
+        let text = std::fs::read_to_string(case).unwrap();
+        let expected: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "{} has no # expect: line",
+            case.display()
+        );
+        let name = case.file_name().unwrap();
+        let target = dir.path().join(name);
+        std::fs::write(&target, &text).unwrap();
+        let (ok, output) = check(&target);
+        let mut problems = Vec::new();
+        if ok {
+            problems.push("sigil check succeeded".to_string());
+        }
+        if !output.contains(&target.display().to_string()) {
+            problems.push("the message does not name the manifest file".to_string());
+        }
+        for e in &expected {
+            if !output.contains(e) {
+                problems.push(format!("missing: {e}"));
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{}: {}\n--- output ---\n{output}",
+                name.to_string_lossy(),
+                problems.join("; ")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn a_good_manifest_checks_clean() {
+    let dir = temp_dir();
+    fixtures(dir.path());
+    let path = dir.path().join("sigil.toml");
+    std::fs::write(
+        &path,
+        r#"
+[server]
+http = "127.0.0.1:0"
+https = "127.0.0.1:0"
+
+[[certificates]]
+name = "client"
+cert = "certs/client.pem"
+key = "certs/client.key"
+ca = "certs/ca.pem"
+
+[[hostnames]]
+name = "a.example"
+cert = "certs/server.pem"
+key = "certs/server.key"
+client_cert = "require"
+client_ca = ["certs/ca.pem"]
+
+[[workers]]
+name = "w"
+module = "probe.wasm"
+default_binding = "C"
+[[workers.mtls_certificates]]
+binding = "C"
+certificate = "client"
+
+[[routes]]
+host = "a.example"
+worker = "w"
+"#,
+    )
+    .unwrap();
+    let (ok, output) = check(&path);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("ok (1 workers, 1 hostnames, 1 certificates, 1 routes)"),
+        "{output}"
+    );
+}
