@@ -63,11 +63,6 @@ impl Validity {
         self.not_after.saturating_sub(self.not_before)
     }
 
-    /// When to renew: `not_before` plus two thirds of the lifetime.
-    pub fn renew_at(&self) -> i64 {
-        self.not_before + self.lifetime_secs() / 3 * 2
-    }
-
     /// Fails with [`CertError::Expired`] or [`CertError::NotYetValid`] (naming
     /// `path` and the dates in RFC 3339) when `now` is outside the period.
     pub fn check(&self, path: &Path, now: i64) -> Result<(), CertError> {
@@ -266,7 +261,6 @@ mod tests {
             not_before: 1000,
             not_after: 4000,
         };
-        assert_eq!(v.renew_at(), 3000);
         assert_eq!(v.lifetime_secs(), 3000);
         assert!(v.contains(1000) && v.contains(4000) && !v.contains(4001));
         assert!(v.expires_within(100, 3950));
