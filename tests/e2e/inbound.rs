@@ -9,18 +9,24 @@ use crate::support::{module, module_cache, temp_dir};
 use sigil_pki::CertUsage;
 use std::path::PathBuf;
 
-struct Setup {
-    dir: tempfile::TempDir,
-    sigil: Sigil,
-    server_ca: PathBuf,
-    alpha_device: CertFiles,
-    alpha_expired: CertFiles,
-    alpha_revoked: CertFiles,
-    beta_device: CertFiles,
-    origin: Origin,
+/// Four hostnames on one Sigil (also used by the edge tests): `pay.alpha.example`
+/// (require, alpha's CA, a CRL, forwarding), `pay.beta.example` (require,
+/// beta's CA), `opt.example` (optional, alpha's CA, forwarding),
+/// `open.example` (off); plain HTTP and admin listeners; the probe worker on
+/// every host.
+pub(crate) struct Setup {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) sigil: Sigil,
+    pub(crate) server_ca: PathBuf,
+    pub(crate) alpha_ca: Ca,
+    pub(crate) alpha_device: CertFiles,
+    pub(crate) alpha_expired: CertFiles,
+    pub(crate) alpha_revoked: CertFiles,
+    pub(crate) beta_device: CertFiles,
+    pub(crate) origin: Origin,
 }
 
-async fn setup(default_hostname: Option<&str>) -> Setup {
+pub(crate) async fn setup(default_hostname: Option<&str>) -> Setup {
     let dir = temp_dir();
     let d = dir.path();
     let server_ca = Ca::new(d, "server-ca");
@@ -77,7 +83,7 @@ async fn setup(default_hostname: Option<&str>) -> Setup {
         .unwrap_or_default();
     let manifest = [
         format!(
-            "[server]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nmodule_cache = \"{}\"\n{default}\n[outbound]\nca = [\"{}\"]\n",
+            "[server]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nreload_poll_secs = 0\nmodule_cache = \"{}\"\n{default}\n[outbound]\nca = [\"{}\"]\n",
             module_cache(),
             server_ca.cert_s()
         ),
@@ -94,6 +100,7 @@ async fn setup(default_hostname: Option<&str>) -> Setup {
     let sigil = Sigil::start(d, &manifest);
     Setup {
         server_ca: server_ca.cert.clone(),
+        alpha_ca,
         dir,
         sigil,
         alpha_device,
@@ -105,7 +112,7 @@ async fn setup(default_hostname: Option<&str>) -> Setup {
 }
 
 impl Setup {
-    fn client(&self, cert: Option<&CertFiles>) -> reqwest::Client {
+    pub(crate) fn client(&self, cert: Option<&CertFiles>) -> reqwest::Client {
         https_client(
             self.sigil.https.unwrap(),
             &[
@@ -119,11 +126,11 @@ impl Setup {
         )
     }
 
-    fn url(&self, host: &str, path: &str) -> String {
+    pub(crate) fn url(&self, host: &str, path: &str) -> String {
         format!("https://{host}:{}{path}", self.sigil.https.unwrap().port())
     }
 
-    async fn get(
+    pub(crate) async fn get(
         &self,
         cert: Option<&CertFiles>,
         host: &str,
@@ -136,7 +143,7 @@ impl Setup {
     }
 }
 
-fn field<'a>(body: &'a str, key: &str) -> &'a str {
+pub(crate) fn field<'a>(body: &'a str, key: &str) -> &'a str {
     body.lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .unwrap_or_else(|| panic!("no {key} in {body}"))
@@ -572,7 +579,7 @@ cert = "{shallow_cert}"
 key = "{shallow_key}"
 client_cert = "require"
 client_ca = ["{root}"]
-max_chain_depth = 1
+max_chain_depth = 2
 
 [[hostnames]]
 name = "deep.example"
@@ -608,7 +615,7 @@ worker = "probe"
         .get(format!("https://deep.example:{}/auth", addr.port()))
         .send()
         .await
-        .expect("a two-certificate chain is within the default depth")
+        .expect("a three-certificate path (leaf, intermediate, root) is within the default depth")
         .text()
         .await
         .unwrap();
@@ -622,6 +629,6 @@ worker = "probe"
         .await;
     assert!(
         refused.is_err(),
-        "a chain longer than max_chain_depth was accepted"
+        "a path longer than max_chain_depth (2) was accepted"
     );
 }

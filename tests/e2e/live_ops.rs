@@ -340,11 +340,19 @@ worker = "probe"
             "sigil_subrequests_total",
             &[
                 ("worker", "probe"),
-                ("binding", "NOPE"),
+                ("binding", "unknown"),
                 ("outcome", "unknown_binding")
             ]
         ),
         2.0
+    );
+    // A binding name the guest made up never becomes a label value: labels
+    // come from closed sets (issue 11), so a guest cannot grow /metrics.
+    assert!(
+        !m.samples
+            .iter()
+            .any(|s| s.labels.values().any(|v| v.contains("NOPE"))),
+        "a guest-chosen name became a label value"
     );
     let latency = m
         .samples

@@ -6,6 +6,8 @@
 use sigil_testkit as support;
 
 mod certs_cli;
+mod edge_certs;
+mod edge_hosts;
 mod identity;
 mod inbound;
 mod live_ops;

@@ -39,6 +39,9 @@ fn fixtures(dir: &Path) {
         },
     );
     std::fs::write(certs.join("empty-ca.pem"), "# no certificates here\n").unwrap();
+    let other_ca = Ca::new(&certs, "other-ca");
+    other_ca.crl("other-ca", &[]);
+    ca.crl_valid_for("stale", &[], -3600);
     std::fs::copy(module("probe"), dir.join("probe.wasm")).unwrap();
     std::fs::write(dir.join("not-wasm.wasm"), b"this is not wasm").unwrap();
 }
@@ -140,6 +143,56 @@ worker = "w"
     assert!(ok, "{output}");
     assert!(
         output.contains("ok (1 workers, 1 hostnames, 1 certificates, 1 routes)"),
+        "{output}"
+    );
+}
+
+#[test]
+fn problems_that_do_not_stop_serving_are_warnings() {
+    let dir = temp_dir();
+    fixtures(dir.path());
+    let path = dir.path().join("sigil.toml");
+    std::fs::write(
+        &path,
+        r#"
+[server]
+https = "127.0.0.1:0"
+
+[[hostnames]]
+name = "b.example"
+cert = "certs/server.pem"
+key = "certs/server.key"
+client_cert = "require"
+client_ca = ["certs/ca.pem"]
+crl = ["certs/stale.crl.pem"]
+
+[[workers]]
+name = "w"
+module = "probe.wasm"
+
+[[routes]]
+worker = "w"
+"#,
+    )
+    .unwrap();
+    let (ok, output) = check(&path);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains(
+            "warning: {}: hostname \"b.example\": "
+                .replace("{}", &path.display().to_string())
+                .as_str()
+        ),
+        "{output}"
+    );
+    assert!(
+        output.contains(
+            "the server certificate does not name b.example among its DNS names (a.example)"
+        ),
+        "{output}"
+    );
+    assert!(
+        output.contains("the CRL's nextUpdate") && output.contains("has passed"),
         "{output}"
     );
 }

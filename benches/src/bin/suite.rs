@@ -24,7 +24,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// Run only these scenarios (comma-separated): h1, h2 (= h2-1 and
-    /// h2-10k), h2-1, h2-10k, s1, c1, c2.
+    /// h2-10k), h2-1, h2-10k, s1, c1, c2, r1.
     #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
     only: Vec<String>,
     /// Rounds per comparison (at least 1; default 3).
@@ -33,12 +33,18 @@ struct Args {
     /// Internal: start Sigil on this manifest, report and exit (used by c2).
     #[arg(long, value_name = "MANIFEST", hide = true)]
     c2_child: Option<PathBuf>,
+    /// Internal: serve and reload the manifest in this directory (used by r1).
+    #[arg(long, value_name = "DIR", hide = true)]
+    r1_child: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(manifest) = &args.c2_child {
         return suite::c2_child_main(manifest);
+    }
+    if let Some(dir) = &args.r1_child {
+        return suite::r1_child_main(dir);
     }
     for o in &args.only {
         anyhow::ensure!(

@@ -10,12 +10,14 @@
 //! | `s1`     | subrequest through a binding to an mTLS origin vs bare proxy | ≥ 0.7×, 0 handshakes after warm-up |
 //! | `c1`     | `Engine::invoke` of hello in a loop (instantiate + call)    | ≤ 20 µs median    |
 //! | `c2`     | start with 1,000 workers (cold, cached); RSS per worker; 10k certificates + 10k hostnames | ≤ 2 s cached, ≤ 1 MiB/worker |
+//! | `r1`     | reload with 10,000 hostnames, one changed; RSS over 20 reloads | ≤ 1 s, ≤ 1.10× |
 //!
 //! Everything listens on `127.0.0.1:0`; every run is bounded in time.
 
 mod c1;
 mod c2;
 mod load;
+mod r1;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,9 +26,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 pub use c2::child_main as c2_child_main;
+pub use r1::child_main as r1_child_main;
 
 /// Every scenario id, in the order they run.
-pub const SCENARIOS: [&str; 6] = ["h1", "h2-1", "h2-10k", "s1", "c1", "c2"];
+pub const SCENARIOS: [&str; 7] = ["h1", "h2-1", "h2-10k", "s1", "c1", "c2", "r1"];
 
 /// How long and how often to measure.
 #[derive(Clone, Debug, Serialize)]
@@ -243,6 +246,7 @@ pub async fn run(opts: Options) -> SuiteReport {
             "s1" => load::s1(&opts).await,
             "c1" => c1::run(&opts).await,
             "c2" => c2::run(&opts).await,
+            "r1" => r1::run(&opts).await,
             _ => unreachable!("unknown scenario id"),
         };
         if let (Some(a), Some(b)) = (cpu_before, cpu_times()) {

@@ -46,12 +46,11 @@ use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sigil_pki::dn::{decode_string, rfc4514};
 use sigil_pki::{SpiffeError, SpiffeId};
-use x509_parser::asn1_rs::Tag;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
-use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 /// The URI scheme of every SPIFFE ID.
 pub const SPIFFE_SCHEME_PREFIX: &str = "spiffe://";
@@ -360,10 +359,10 @@ impl ClientCertSummary {
             .subject()
             .iter_common_name()
             .next()
-            .map(attribute_value_to_string);
+            .map(|cn| decode_string(cn.attr_value()).unwrap_or_default());
         Ok(Self {
-            subject_dn: name_to_rfc4514(cert.subject()),
-            issuer_dn: name_to_rfc4514(cert.issuer()),
+            subject_dn: rfc4514(cert.subject()),
+            issuer_dn: rfc4514(cert.issuer()),
             serial_hex: hex_upper(cert.raw_serial()),
             common_name,
         })
@@ -410,86 +409,6 @@ fn hex_upper(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02X}");
             s
         })
-}
-
-fn attribute_short_name(attr: &AttributeTypeAndValue<'_>) -> String {
-    let oid = attr.attr_type().to_id_string();
-    let short = match oid.as_str() {
-        "2.5.4.3" => "CN",
-        "2.5.4.6" => "C",
-        "2.5.4.7" => "L",
-        "2.5.4.8" => "ST",
-        "2.5.4.9" => "STREET",
-        "2.5.4.10" => "O",
-        "2.5.4.11" => "OU",
-        "2.5.4.5" => "serialNumber",
-        "0.9.2342.19200300.100.1.25" => "DC",
-        "0.9.2342.19200300.100.1.1" => "UID",
-        "1.2.840.113549.1.9.1" => "emailAddress",
-        _ => return oid,
-    };
-    short.to_owned()
-}
-
-fn attribute_value_to_string(attr: &AttributeTypeAndValue<'_>) -> String {
-    if let Ok(s) = attr.as_str() {
-        return s.to_owned();
-    }
-    let raw = attr.as_slice();
-    match attr.attr_value().tag() {
-        Tag::BmpString => {
-            let units: Vec<u16> = raw
-                .chunks_exact(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                .collect();
-            String::from_utf16_lossy(&units)
-        }
-        Tag::TeletexString | Tag::VisibleString | Tag::GeneralString => {
-            String::from_utf8_lossy(raw).into_owned()
-        }
-        _ => format!("#{}", hex_upper(raw)),
-    }
-}
-
-fn escape_rfc4514(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    let last = value.chars().count().saturating_sub(1);
-    for (i, c) in value.chars().enumerate() {
-        let needs = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
-            || (i == 0 && (c == '#' || c == ' '))
-            || (i == last && c == ' ');
-        if needs {
-            out.push('\\');
-        }
-        if c == '\0' {
-            out.push_str("\\00");
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn name_to_rfc4514(name: &X509Name<'_>) -> String {
-    let rdns: Vec<_> = name.iter_rdn().collect();
-    rdns.iter()
-        .rev()
-        .map(|rdn| {
-            rdn.iter()
-                .map(|attr| {
-                    let value = attribute_value_to_string(attr);
-                    let value = if value.starts_with('#') && attr.as_str().is_err() {
-                        value
-                    } else {
-                        escape_rfc4514(&value)
-                    };
-                    format!("{}={}", attribute_short_name(attr), value)
-                })
-                .collect::<Vec<_>>()
-                .join("+")
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// Errors from [`server_config`].

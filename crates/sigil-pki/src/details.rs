@@ -12,12 +12,14 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
 use super::CertError;
+use super::dn::rfc4514;
 use super::spiffe::SpiffeId;
 
 /// Facts about one certificate, read with x509-parser.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificateDetails {
-    /// Subject DN as x509-parser prints it, e.g. `CN=writer, O=Sigil`.
+    /// Subject DN as an RFC 4514 string (last RDN first, special
+    /// characters escaped, every string type decoded), e.g. `O=Sigil,CN=writer`.
     pub subject_dn: String,
     /// Issuer DN, same format as [`Self::subject_dn`].
     pub issuer_dn: String,
@@ -87,8 +89,8 @@ impl CertificateDetails {
             .and_then(|cn| cn.as_str().ok())
             .map(str::to_string);
         Self {
-            subject_dn: cert.subject().to_string(),
-            issuer_dn: cert.issuer().to_string(),
+            subject_dn: rfc4514(cert.subject()),
+            issuer_dn: rfc4514(cert.issuer()),
             serial_hex: serial_to_hex(cert.raw_serial()),
             fingerprint_sha256_hex: fingerprint_sha256_hex(der),
             not_before: cert.validity().not_before.timestamp(),
@@ -114,6 +116,20 @@ impl CertificateDetails {
                 .any(|e| e == "clientAuth" || e == "any")
     }
 
+    /// True if one of the DNS SANs names `hostname` (lower case, no trailing
+    /// dot), a `*.` wildcard standing for exactly one leftmost label.
+    pub fn covers_hostname(&self, hostname: &str) -> bool {
+        self.dns_sans.iter().any(|san| {
+            let san = san.trim_end_matches('.').to_ascii_lowercase();
+            match san.strip_prefix("*.") {
+                Some(suffix) => hostname
+                    .split_once('.')
+                    .is_some_and(|(first, rest)| !first.is_empty() && rest == suffix),
+                None => san == hostname,
+            }
+        })
+    }
+
     /// True if the certificate allows TLS server authentication.
     pub fn allows_server_auth(&self) -> bool {
         self.extended_key_usages.is_empty()
@@ -121,6 +137,38 @@ impl CertificateDetails {
                 .extended_key_usages
                 .iter()
                 .any(|e| e == "serverAuth" || e == "any")
+    }
+}
+
+/// Facts about one certificate revocation list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlDetails {
+    /// The issuer DN, RFC 4514 (compare with [`CertificateDetails::subject_dn`]).
+    pub issuer_dn: String,
+    /// thisUpdate, unix seconds.
+    pub this_update: i64,
+    /// nextUpdate, unix seconds, if the CRL has one.
+    pub next_update: Option<i64>,
+    /// How many certificates it revokes.
+    pub revoked: usize,
+}
+
+impl CrlDetails {
+    /// Reads the details of a DER CRL.
+    pub fn from_der(der: &[u8]) -> Result<Self, CertError> {
+        use x509_parser::prelude::FromDer;
+        use x509_parser::revocation_list::CertificateRevocationList;
+        let (_, crl) = CertificateRevocationList::from_der(der).map_err(|e| CertError::BadCrl {
+            path: "CRL".into(),
+            index: 1,
+            detail: e.to_string(),
+        })?;
+        Ok(CrlDetails {
+            issuer_dn: rfc4514(crl.issuer()),
+            this_update: crl.last_update().timestamp(),
+            next_update: crl.next_update().map(|t| t.timestamp()),
+            revoked: crl.iter_revoked_certificates().count(),
+        })
     }
 }
 
@@ -270,7 +318,7 @@ mod tests {
         req.serial = Some(0x00AB_CDEF);
         let issued = ca.issue(&req).unwrap();
         let d = CertificateDetails::from_der(&issued.cert_der).unwrap();
-        assert_eq!(d.subject_dn, "CN=writer, O=Sigil");
+        assert_eq!(d.subject_dn, "O=Sigil,CN=writer");
         assert_eq!(d.issuer_dn, "CN=Details CA");
         assert_eq!(d.serial_hex, "ABCDEF");
         assert_eq!(d.serial_hex, issued.serial_hex);
@@ -291,6 +339,33 @@ mod tests {
         let ca_d = CertificateDetails::from_der(ca.cert_der()).unwrap();
         assert!(ca_d.is_ca);
         assert_eq!(ca_d.subject_dn, ca_d.issuer_dn);
+    }
+
+    #[test]
+    fn hostname_coverage() {
+        let ca = CertificateAuthority::generate("Details CA", 30).unwrap();
+        let mut req = IssueRequest::new("srv", CertUsage::ServerAuth, Duration::from_secs(3600));
+        req.dns_sans = vec!["pay.alpha.example".into(), "*.beta.example".into()];
+        let d = CertificateDetails::from_der(&ca.issue(&req).unwrap().cert_der).unwrap();
+        assert!(d.covers_hostname("pay.alpha.example"));
+        assert!(d.covers_hostname("pay.beta.example"));
+        assert!(!d.covers_hostname("beta.example"));
+        assert!(!d.covers_hostname("a.pay.beta.example"));
+        assert!(!d.covers_hostname("pay.gamma.example"));
+    }
+
+    #[test]
+    fn crl_details() {
+        let ca = CertificateAuthority::generate("CRL CA", 30).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let pem = ca
+            .issue_crl(&[vec![1, 2, 3]], now, now + time::Duration::days(1))
+            .unwrap();
+        let der = crate::load::parse_crls(pem.as_bytes(), std::path::Path::new("c")).unwrap();
+        let d = CrlDetails::from_der(der[0].as_ref()).unwrap();
+        assert_eq!(d.issuer_dn, "CN=CRL CA");
+        assert_eq!(d.revoked, 1);
+        assert!(d.next_update.is_some_and(|t| t > now.unix_timestamp()));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //!   matches and the leaf is within its validity;
 //! - [`details`] extracts the facts workers and operators see (subject,
 //!   issuer, serial, SHA-256 fingerprint, validity, SANs, SPIFFE ID);
+//! - [`dn`] renders X.509 names as RFC 4514 strings (every string type
+//!   decoded, every special character escaped);
 //! - [`spiffe`] is the one [`SpiffeId`] type and its rules;
 //! - [`client_verifier`] checks inbound client certificates for one hostname;
 //! - [`rotating`] is a client certificate that can be replaced while
@@ -26,11 +28,14 @@ pub mod ca;
 pub mod check;
 pub mod client_verifier;
 pub mod details;
+pub mod dn;
 mod error;
 pub mod identity;
 pub mod load;
 pub mod rotating;
 pub mod spiffe;
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod test_util;
 
@@ -40,7 +45,7 @@ pub use check::{
     provider,
 };
 pub use details::{
-    CertificateDetails, fingerprint_sha256_hex, format_rfc3339, serial_to_hex, unix_now,
+    CertificateDetails, CrlDetails, fingerprint_sha256_hex, format_rfc3339, serial_to_hex, unix_now,
 };
 pub use error::CertError;
 pub use identity::{IdentityIssuer, renew_at};

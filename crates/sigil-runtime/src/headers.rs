@@ -3,10 +3,11 @@
 //! forwarded to origins (RFC 9440 `Client-Cert` / `Client-Cert-Chain` and
 //! Envoy's `x-forwarded-client-cert`).
 
+pub mod xfcc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderValue};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rustls_pki_types::CertificateDer;
 use sigil_sdk::wire::ClientAuth;
 
@@ -45,10 +46,22 @@ pub fn is_runtime_owned(name: &str) -> bool {
     RUNTIME_OWNED.contains(&name)
 }
 
-/// Remove the headers only Sigil may set from an inbound request.
+/// Remove the headers only Sigil may set from an inbound request, also when
+/// spelled with underscores (`client_cert`): CGI and WSGI origins read
+/// `-` and `_` as the same character.
 pub fn strip_inbound(headers: &mut HeaderMap) {
     for name in RUNTIME_OWNED {
         headers.remove(name);
+    }
+    if headers.keys().any(|n| n.as_str().contains('_')) {
+        let spelled_otherwise: Vec<http::HeaderName> = headers
+            .keys()
+            .filter(|n| n.as_str().contains('_') && is_runtime_owned(&n.as_str().replace('_', "-")))
+            .cloned()
+            .collect();
+        for name in spelled_otherwise {
+            headers.remove(name);
+        }
     }
 }
 
@@ -66,22 +79,6 @@ fn sf_binary(der: &[u8]) -> String {
     format!(":{}:", STANDARD.encode(der))
 }
 
-/// Characters left as they are when URL-encoding the PEM in XFCC (RFC 3986
-/// unreserved characters).
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-fn url_encode(s: &str) -> String {
-    utf8_percent_encode(s, UNRESERVED).to_string()
-}
-
-fn xfcc_quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
 impl ForwardedClientCert {
     /// Render the headers for `chain` (leaf first) with its `details`.
     pub fn new(chain: &[CertificateDer<'_>], details: &ClientAuth) -> Option<Self> {
@@ -93,18 +90,12 @@ impl ForwardedClientCert {
             let list: Vec<String> = intermediates.iter().map(|c| sf_binary(c)).collect();
             HeaderValue::from_str(&list.join(", ")).ok()
         };
-        let mut xfcc = format!(
-            "Hash={};Cert={};Subject={}",
-            details.cert_fingerprint_sha256,
-            xfcc_quote(&url_encode(&sigil_pki::encode_pem("CERTIFICATE", leaf))),
-            xfcc_quote(&details.cert_subject_dn)
-        );
-        for uri in &details.uri_sans {
-            xfcc.push_str(&format!(";URI={uri}"));
-        }
-        for dns in &details.dns_sans {
-            xfcc.push_str(&format!(";DNS={dns}"));
-        }
+        let xfcc = xfcc::render_element(&xfcc::ClientCert {
+            der: leaf,
+            subject: &details.cert_subject_dn,
+            uri_sans: &details.uri_sans,
+            dns_sans: &details.dns_sans,
+        });
         Some(ForwardedClientCert {
             client_cert,
             client_cert_chain,
@@ -132,9 +123,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn url_encoding_and_sf_binary() {
-        assert_eq!(url_encode("a b/+"), "a%20b%2F%2B");
-        assert_eq!(url_encode("-_.~az09"), "-_.~az09");
+    fn sf_binary_is_colon_base64() {
         assert_eq!(sf_binary(&[0, 1, 2]), ":AAEC:");
     }
 
@@ -147,8 +136,15 @@ mod tests {
             HeaderValue::from_static("Hash=forged"),
         );
         h.insert("sigil-worker", HeaderValue::from_static("writer"));
+        h.insert("client_cert", HeaderValue::from_static(":Zm9yZ2Vk:"));
+        h.insert("x_forwarded_client_cert", HeaderValue::from_static("By=x"));
+        h.insert("sigil_worker", HeaderValue::from_static("writer"));
+        h.insert("client_cert_chain", HeaderValue::from_static(":Zm9yZ2Vk:"));
         h.insert("accept", HeaderValue::from_static("*/*"));
+        h.insert("x_custom", HeaderValue::from_static("kept"));
         strip_inbound(&mut h);
-        assert_eq!(h.len(), 1);
+        let left: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(h.contains_key("accept") && h.contains_key("x_custom"));
     }
 }

@@ -18,11 +18,13 @@
 //! - [`state`]: the [`state::Runtime`] and the generation it serves — the
 //!   data every layer may read, and the contracts between layers;
 //! - [`config`]: the manifest, parsed and checked (no TLS, no wasm);
-//! - leaves used by every layer: [`headers`] (hop-by-hop and runtime-owned
+//! - leaves used by every layer: [`authority`] (the one strict parser of
+//!   SNI, `Host` and `:authority`), [`headers`] (hop-by-hop and runtime-owned
 //!   headers, client-certificate forwarding) and [`telemetry`] (metrics,
 //!   logs). Certificates themselves are the `sigil-pki` crate.
 
 pub mod admin;
+pub mod authority;
 pub mod config;
 pub mod engine;
 pub mod headers;

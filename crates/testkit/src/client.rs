@@ -117,3 +117,74 @@ pub async fn requests_on_one_connection(
     }
     out
 }
+
+/// Write `request` (raw bytes: a whole HTTP/1.1 request, with
+/// `Connection: close` so the server closes after answering) to `stream` and
+/// read everything the server sends until it closes (at most 10 s). Lets a
+/// test send what a well-behaved client library refuses to: two `Host`
+/// headers, odd `Transfer-Encoding`, absolute-form targets.
+pub async fn raw_exchange<S>(mut stream: S, request: &[u8]) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request).await.expect("write the request");
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut out),
+    )
+    .await;
+    if !matches!(read, Ok(Ok(_))) && out.is_empty() {
+        return String::new();
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of a raw HTTP/1.1 response (0 when there is none).
+pub fn raw_status(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Send `requests` over one HTTP/2 connection with the `h2` crate, which
+/// (unlike higher-level clients) sends the `:authority` and `host` it is
+/// given as they are. Returns (status, body) per request, or the error text.
+pub async fn h2_exchange<S>(
+    stream: S,
+    requests: Vec<http::Request<()>>,
+) -> Vec<Result<(u16, String), String>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (client, connection) = match h2::client::handshake(stream).await {
+        Ok(x) => x,
+        Err(e) => return vec![Err(format!("h2 handshake: {e}"))],
+    };
+    tokio::spawn(connection);
+    let mut out = Vec::new();
+    for request in requests {
+        let result = async {
+            let mut client = client.clone().ready().await.map_err(|e| e.to_string())?;
+            let (response, _) = client
+                .send_request(request, true)
+                .map_err(|e| e.to_string())?;
+            let response = response.await.map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let mut body = response.into_body();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.data().await {
+                let chunk = chunk.map_err(|e| e.to_string())?;
+                let _ = body.flow_control().release_capacity(chunk.len());
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+        }
+        .await;
+        out.push(result);
+    }
+    out
+}

@@ -7,6 +7,7 @@
 #![allow(missing_docs)]
 
 pub mod client;
+pub mod handmade;
 pub mod interop;
 pub mod origin;
 pub mod pki;

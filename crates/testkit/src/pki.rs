@@ -133,16 +133,21 @@ impl Ca {
         )
     }
 
-    /// Write a CRL revoking `serials` to `<stem>.crl.pem`.
+    /// Write a CRL revoking `serials` to `<stem>.crl.pem`, valid for a day.
     pub fn crl(&self, stem: &str, serials: &[Vec<u8>]) -> PathBuf {
+        self.crl_valid_for(stem, serials, 86_400)
+    }
+
+    /// Write a CRL revoking `serials` to `<stem>.crl.pem` whose nextUpdate is
+    /// `secs` from now (negative: already passed).
+    pub fn crl_valid_for(&self, stem: &str, serials: &[Vec<u8>], secs: i64) -> PathBuf {
         let now = time::OffsetDateTime::now_utc();
+        let next_update = now + time::Duration::seconds(secs);
+        let this_update =
+            (now - time::Duration::minutes(1)).min(next_update - time::Duration::hours(1));
         let pem = self
             .ca
-            .issue_crl(
-                serials,
-                now - time::Duration::minutes(1),
-                now + time::Duration::days(1),
-            )
+            .issue_crl(serials, this_update, next_update)
             .expect("CRL");
         let path = self.dir.join(format!("{stem}.crl.pem"));
         std::fs::write(&path, pem).unwrap();

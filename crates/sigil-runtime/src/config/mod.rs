@@ -12,7 +12,7 @@ mod model;
 pub mod origins;
 mod validate;
 
-pub use findings::Findings;
+pub use findings::{Findings, fingerprint};
 pub use limits::{LimitExceeded, LimitOverrides, Limits};
 pub use model::*;
 pub use origins::{AllowedOrigin, parse_allowed_origin};

@@ -130,8 +130,13 @@ pub struct HostnameSection {
     /// CRL files (PEM or DER) for this hostname's client CAs.
     #[serde(default)]
     pub crl: Vec<PathBuf>,
-    /// Most certificates in a client chain, leaf included (default 4).
+    /// Most certificates in a client's verified path: the leaf, its
+    /// intermediates and the trusted CA (default 4; at least 2).
     pub max_chain_depth: Option<u8>,
+    /// Refuse client certificates whose issuer has no CRL among `crl`
+    /// (default false: a CRL only applies to the certificates of its issuer).
+    #[serde(default)]
+    pub crl_required: bool,
     /// Forward verified client-certificate details to origins (default false).
     #[serde(default)]
     pub forward_client_cert: bool,

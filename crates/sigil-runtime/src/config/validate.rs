@@ -178,8 +178,17 @@ fn hostnames(p: &mut Problems<'_>, list: &[HostnameSection], default: Option<&st
                 "crl is set but client_cert = \"off\"; CRLs only apply to client certificates",
             );
         }
-        if h.max_chain_depth == Some(0) {
-            p.add(&item, "max_chain_depth must be at least 1");
+        if h.max_chain_depth.is_some_and(|d| d < 2) {
+            p.add(
+                &item,
+                "max_chain_depth counts the verified path (leaf, intermediates and the trusted CA), so it must be at least 2",
+            );
+        }
+        if h.crl_required && h.crl.is_empty() {
+            p.add(
+                &item,
+                "crl_required = true but no crl is listed; list the CRL of each issuer under crl",
+            );
         }
     }
     if let Some(d) = default

@@ -3,9 +3,10 @@
 //! chain.
 
 use crate::config::ClientCertMode;
-use crate::state::HostnamePolicy;
+use crate::state::{ConnectionInfo, HostnamePolicy};
 use rustls_pki_types::CertificateDer;
 use sigil_pki::CertificateDetails;
+use sigil_pki::client_verifier::Verdict;
 use sigil_sdk::wire::{CertVerified, ClientAuth};
 
 /// Details of the connection's client certificate under `policy`.
@@ -17,8 +18,11 @@ pub fn client_auth(policy: &HostnamePolicy, chain: Option<&[CertificateDer<'_>]>
         // The handshake only completes in `require` mode if the chain verified.
         (ClientCertMode::Require, _) => (CertVerified::Success, false),
         (_, Some(verifier)) => match verifier.check(chain) {
-            Ok(()) => (CertVerified::Success, false),
-            Err(failure) => (CertVerified::Failed(failure.reason), failure.revoked),
+            (Verdict::Success, _) => (CertVerified::Success, false),
+            (Verdict::None, _) => (CertVerified::None, false),
+            (Verdict::Failed(failure), revoked) => {
+                (CertVerified::Failed(failure.reason().to_string()), revoked)
+            }
         },
         (_, None) => (CertVerified::None, false),
     };
@@ -42,5 +46,32 @@ pub fn client_auth(policy: &HostnamePolicy, chain: Option<&[CertificateDer<'_>]>
             cert_verified: CertVerified::Failed(format!("unparsable certificate: {e}")),
             ..ClientAuth::not_presented()
         },
+    }
+}
+
+/// Whether a TLS connection authenticated under an earlier generation still
+/// passes `policy`, its hostname's policy now (`None`: the hostname is gone).
+/// A certificate the new configuration refuses (revoked, its CA removed), or
+/// whose verification result changed, means the connection must not be used
+/// again: its handshake would not happen today.
+pub fn still_accepted(policy: Option<&HostnamePolicy>, conn: &ConnectionInfo) -> bool {
+    let Some(policy) = policy else {
+        return false;
+    };
+    let was = conn.client_auth.as_deref().map(|a| &a.cert_verified);
+    match (&policy.verifier, conn.chain.as_deref()) {
+        (None, _) => true,
+        (Some(_), None) => policy.mode != ClientCertMode::Require,
+        (Some(verifier), Some(chain)) => {
+            let now = match verifier.check(chain).0 {
+                Verdict::Success => CertVerified::Success,
+                Verdict::None => CertVerified::None,
+                Verdict::Failed(f) => CertVerified::Failed(f.reason().to_string()),
+            };
+            match policy.mode {
+                ClientCertMode::Require => now == CertVerified::Success,
+                _ => was == Some(&now),
+            }
+        }
     }
 }

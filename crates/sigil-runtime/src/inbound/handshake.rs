@@ -4,12 +4,14 @@
 
 use super::client_auth::client_auth;
 use super::connection::serve_connection;
+use crate::authority::parse_sni;
 use crate::headers::ForwardedClientCert;
 use crate::state::{ConnectionInfo, HostnamePolicy, Runtime};
-use crate::telemetry::metrics::{HandshakeLabels, metrics};
+use crate::telemetry::metrics::{HandshakeLabels, HandshakeResult, metrics};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
 use rustls_pki_types::CertificateDer;
+use sigil_pki::client_verifier::{self, FailureLabel};
 use sigil_sdk::wire::CertVerified;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,33 +22,52 @@ use tokio_rustls::{LazyConfigAcceptor, StartHandshake};
 /// Longest time a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn handshake_metric(hostname: &str, result: &str) {
+/// The hostname label for metrics: a configured hostname, never what a
+/// client sent.
+const UNKNOWN_HOSTNAME: &str = "unknown";
+
+fn handshake_metric(hostname: &str, result: HandshakeResult) {
     metrics()
         .tls_handshakes
         .get_or_create(&HandshakeLabels {
             hostname: hostname.into(),
-            result: result.into(),
+            result,
         })
         .inc();
 }
 
-fn failure_label(e: &std::io::Error) -> String {
-    match e
+/// Why a handshake failed, from the closed set of metric results.
+fn failure_result(e: &std::io::Error) -> HandshakeResult {
+    use HandshakeResult as R;
+    let Some(tls) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(rustls::Error::NoCertificatesPresented) => "no_client_certificate".into(),
-        Some(rustls::Error::InvalidCertificate(c)) => {
-            format!("client_certificate_{c:?}").to_ascii_lowercase()
-        }
-        Some(rustls::Error::AlertReceived(a)) => format!("alert_{a:?}").to_ascii_lowercase(),
-        Some(rustls::Error::General(_)) => "client_certificate_rejected".into(),
-        Some(other) => format!("{other:?}")
-            .chars()
-            .take(40)
-            .collect::<String>()
-            .to_ascii_lowercase(),
-        None => format!("{:?}", e.kind()).to_ascii_lowercase(),
+    else {
+        return match e.kind() {
+            std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe => R::connection_closed,
+            _ => R::other,
+        };
+    };
+    if let Some(failure) = client_verifier::handshake_failure(tls) {
+        return match failure.label() {
+            FailureLabel::NoCertificate => R::no_certificate,
+            FailureLabel::Expired => R::expired,
+            FailureLabel::NotYetValid => R::not_yet_valid,
+            FailureLabel::UnknownIssuer => R::unknown_issuer,
+            FailureLabel::SelfSigned => R::self_signed,
+            FailureLabel::Revoked => R::revoked,
+            FailureLabel::BadSignature => R::bad_signature,
+            FailureLabel::BadPurpose => R::bad_purpose,
+            FailureLabel::ChainTooLong => R::chain_too_long,
+            FailureLabel::Other => R::other,
+        };
+    }
+    match tls {
+        rustls::Error::AlertReceived(_) => R::client_alert,
+        rustls::Error::PeerIncompatible(_) | rustls::Error::PeerMisbehaved(_) => R::protocol,
+        _ => R::other,
     }
 }
 
@@ -67,11 +88,14 @@ async fn handshake(
     runtime: &Runtime,
 ) -> Option<(TlsStream<TcpStream>, Arc<ConnectionInfo>)> {
     let start = client_hello(stream).await?;
+    // The SNI in the one spelling Host headers are compared in (lower case,
+    // no trailing dot); a name the strict parser refuses counts as no SNI.
     let sni = start
         .client_hello()
         .server_name()
-        .map(str::to_ascii_lowercase);
-    let policy = select_policy(runtime, sni.as_deref())?;
+        .and_then(|name| parse_sni(name).ok())
+        .map(|host| host.as_str().into_owned());
+    let (policy, generation) = select_policy(runtime, sni.as_deref())?;
     let sni_matched = sni.as_deref() == Some(&*policy.name);
     let tls = match tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
@@ -81,18 +105,18 @@ async fn handshake(
     {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
-            let reason = failure_label(&e);
             tracing::info!(hostname = %policy.name, "TLS handshake failed: {e}");
-            handshake_metric(&policy.name, &reason);
+            handshake_metric(&policy.name, failure_result(&e));
             return None;
         }
         Err(_) => {
-            handshake_metric(&policy.name, "timeout");
+            handshake_metric(&policy.name, HandshakeResult::timeout);
             return None;
         }
     };
-    handshake_metric(&policy.name, "ok");
+    handshake_metric(&policy.name, HandshakeResult::ok);
     let conn = connection_info(&policy, sni_matched, tls.get_ref().1.peer_certificates());
+    conn.accept(generation);
     Some((tls, Arc::new(conn)))
 }
 
@@ -103,33 +127,34 @@ async fn client_hello(stream: TcpStream) -> Option<StartHandshake<TcpStream>> {
         Ok(Ok(start)) => Some(start),
         Ok(Err(e)) => {
             tracing::debug!("TLS client hello failed: {e}");
-            handshake_metric("-", "bad_client_hello");
+            handshake_metric(UNKNOWN_HOSTNAME, HandshakeResult::bad_client_hello);
             None
         }
         Err(_) => {
-            handshake_metric("-", "timeout");
+            handshake_metric(UNKNOWN_HOSTNAME, HandshakeResult::timeout);
             None
         }
     }
 }
 
-/// The policy for `sni`: the hostname's, else the default hostname's.
-fn select_policy(runtime: &Runtime, sni: Option<&str>) -> Option<Arc<HostnamePolicy>> {
+/// The policy for `sni` (the hostname's, else the default hostname's) and
+/// the id of the generation it belongs to.
+fn select_policy(runtime: &Runtime, sni: Option<&str>) -> Option<(Arc<HostnamePolicy>, u64)> {
     let generation = runtime.current();
     let policy = generation.hostnames.select(sni).cloned();
     if policy.is_none() {
         let reason = if sni.is_some() {
-            "unknown_sni"
+            HandshakeResult::unknown_sni
         } else {
-            "no_sni"
+            HandshakeResult::no_sni
         };
         tracing::info!(
             sni = sni.unwrap_or("-"),
-            "refused TLS connection: {reason} and no server.default_hostname"
+            "refused TLS connection: {reason:?} and no server.default_hostname"
         );
-        handshake_metric(sni.unwrap_or("-"), reason);
+        handshake_metric(UNKNOWN_HOSTNAME, reason);
     }
-    policy
+    policy.map(|p| (p, generation.id))
 }
 
 /// What an authenticated connection established.
@@ -151,5 +176,7 @@ fn connection_info(
         client_auth: Some(Arc::new(auth)),
         forward,
         scheme: "https",
+        chain: chain.filter(|c| !c.is_empty()).map(Arc::from),
+        accepted_by: Default::default(),
     }
 }

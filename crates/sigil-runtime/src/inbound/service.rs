@@ -1,7 +1,9 @@
 //! Serving one inbound request: the Host/SNI check, routing, the body limit,
 //! handing the request to its worker and writing the worker's response.
 
+use super::client_auth;
 use super::host_rule::{self, Authenticated};
+use crate::authority::Authority;
 use crate::headers::{is_not_forwarded, strip_inbound};
 use crate::state::{ConnectionInfo, Generation, Runtime, Worker, WorkerRequest};
 use crate::telemetry::metrics::{RequestLabels, WorkerErrorLabels, WorkerLabel, metrics};
@@ -23,44 +25,33 @@ fn text(status: u16, body: String) -> Response<Full<Bytes>> {
     resp
 }
 
-/// The request's host (from `:authority` or `Host`), lower case, without port.
-fn request_host<B>(req: &Request<B>) -> Option<String> {
-    let raw = req
-        .uri()
-        .authority()
-        .map(|a| a.host().to_string())
-        .or_else(|| {
-            req.headers()
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(|h| match h.rsplit_once(':') {
-                    Some((host, port))
-                        if port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(':') =>
-                    {
-                        host.to_string()
-                    }
-                    _ => h.to_string(),
-                })
-        })?;
-    Some(
-        raw.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase(),
-    )
+/// The authority the request is for, read strictly (see [`host_rule::authority_of`]).
+fn request_authority<B>(
+    req: &Request<B>,
+    scheme: &str,
+) -> Result<Authority, host_rule::BadAuthority> {
+    let hosts: Vec<&HeaderValue> = req.headers().get_all(http::header::HOST).iter().collect();
+    let target = req.uri().authority().map(|a| a.as_str());
+    host_rule::authority_of(req.version(), target, &hosts, scheme)
 }
 
-/// The authority the worker sees in its URL.
-fn request_authority<B>(req: &Request<B>, host: &str) -> String {
-    req.uri()
-        .authority()
-        .map(|a| a.to_string())
-        .or_else(|| {
-            req.headers()
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| host.to_string())
+/// Framing a proxy must not guess at (request smuggling): a
+/// `Transfer-Encoding` other than exactly `chunked` (RFC 9112 §6.1). (With
+/// both `Transfer-Encoding: chunked` and `Content-Length`, hyper reads the
+/// body as chunked and drops `Content-Length`, as RFC 9112 §6.3 allows.)
+fn framing_problem(headers: &http::HeaderMap) -> Option<String> {
+    let codings: Vec<&HeaderValue> = headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .collect();
+    if codings.is_empty() {
+        return None;
+    }
+    let chunked_only = codings.len() == 1
+        && codings[0]
+            .to_str()
+            .is_ok_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
+    (!chunked_only).then(|| "Transfer-Encoding must be exactly \"chunked\"".into())
 }
 
 /// A request's outcome: the worker that served it (`-` for none) and the response.
@@ -68,6 +59,24 @@ type Served = (Arc<str>, Response<Full<Bytes>>);
 
 fn no_worker(status: u16, message: String) -> Served {
     ("-".into(), text(status, message))
+}
+
+/// A 421 after which the connection is closed: a client retries on a new
+/// connection, whose handshake the current configuration decides.
+fn misdirected_close(message: String) -> Served {
+    let (worker, mut resp) = no_worker(421, message);
+    resp.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    (worker, resp)
+}
+
+/// A 400 after which the connection is closed: the request's framing or
+/// authority cannot be trusted, so neither can whatever follows it.
+fn bad_request(message: String) -> Served {
+    let (worker, mut resp) = no_worker(400, format!("bad request: {message}\n"));
+    resp.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    (worker, resp)
 }
 
 /// Serve `req`, which arrived on a connection described by `conn`.
@@ -115,12 +124,28 @@ async fn serve_inner(
     mut req: Request<Incoming>,
     request_id: Arc<str>,
 ) -> Served {
-    let generation = runtime.current();
-    let Some(host) = request_host(&req) else {
-        return no_worker(400, "the request has no Host header\n".into());
+    if let Some(problem) = framing_problem(req.headers()) {
+        return bad_request(problem);
+    }
+    let authority = match request_authority(&req, conn.scheme) {
+        Ok(a) => a,
+        Err(bad) => return bad_request(bad.0),
     };
+    let host = authority.host.as_str().into_owned();
+    let generation = runtime.current();
     if let Err(misdirected) = check_host(&generation, &conn, &host) {
         return no_worker(421, format!("{}\n", misdirected.0));
+    }
+    if !conn.accepted_by(generation.id) {
+        let name = conn.hostname.as_deref().unwrap_or_default();
+        if conn.hostname.is_some()
+            && !client_auth::still_accepted(generation.hostnames.get(name).map(|p| &**p), &conn)
+        {
+            return misdirected_close(format!(
+                "the configuration of {name} changed and no longer accepts this connection's client certificate; open a new connection\n"
+            ));
+        }
+        conn.accept(generation.id);
     }
     let path = req.uri().path().to_string();
     let Some(worker) = generation
@@ -134,7 +159,11 @@ async fn serve_inner(
     drop(generation);
     let label = worker.name.clone();
     strip_inbound(req.headers_mut());
-    let authority = request_authority(&req, &host);
+    // The worker sees the authority as checked, in its one spelling.
+    let authority = authority.to_string();
+    if let Ok(v) = HeaderValue::from_str(&authority) {
+        req.headers_mut().insert(http::header::HOST, v);
+    }
     let (head, body) = req.into_parts();
     let body = match read_body(&worker, &head, body).await {
         Ok(body) => body,

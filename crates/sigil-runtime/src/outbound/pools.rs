@@ -7,13 +7,12 @@
 
 use super::pool::{ClientPool, OutboundSettings};
 use super::tls;
-use crate::config::{CertificateSection, Findings};
+use crate::config::{CertificateSection, Findings, fingerprint};
 use crate::state::{CertificateExpiry, IdentityEntry};
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use sigil_pki::RotatingCert;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,18 +37,6 @@ impl PoolCache {
     pub fn reuse(&self, name: &str, key: &str) -> Option<&CachedPool> {
         self.0.get(name).filter(|c| c.key == key)
     }
-}
-
-/// SHA-256 over `settings` and the contents of `files` (missing files hash as empty).
-pub fn fingerprint(settings: &str, files: &[PathBuf]) -> String {
-    let mut bytes = settings.as_bytes().to_vec();
-    for f in files {
-        bytes.extend_from_slice(f.to_string_lossy().as_bytes());
-        bytes.push(0);
-        bytes.extend(std::fs::read(f).unwrap_or_default());
-        bytes.push(0);
-    }
-    sigil_pki::fingerprint_sha256_hex(&bytes)
 }
 
 /// The pools every worker can draw from.

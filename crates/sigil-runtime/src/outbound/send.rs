@@ -27,7 +27,9 @@ fn headers(job: &Job) -> Result<HeaderMap, FetchError> {
     let mut headers = HeaderMap::with_capacity(job.request.headers.len() + 4);
     for (name, value) in &job.request.headers {
         let lower = name.to_ascii_lowercase();
-        if is_not_forwarded(&lower) || is_runtime_owned(&lower) {
+        // `client_cert` is `client-cert` to a CGI or WSGI origin.
+        let dashed = lower.replace('_', "-");
+        if is_not_forwarded(&dashed) || is_runtime_owned(&dashed) {
             continue;
         }
         let name =

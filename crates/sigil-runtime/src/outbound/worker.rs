@@ -36,9 +36,14 @@ impl Subrequests for WorkerOutbound {
         request: FetchRequest,
         call: &CallContext,
     ) -> Result<SubrequestFuture, FetchError> {
+        // The label takes only the worker's own binding names (from the
+        // manifest): a name the guest made up is `unknown`.
         let binding_label: Arc<str> = match &request.client_cert {
             ClientCertChoice::None => "none".into(),
-            ClientCertChoice::Binding(name) => name.as_str().into(),
+            ClientCertChoice::Binding(name) if self.bindings.contains_key(name) => {
+                name.as_str().into()
+            }
+            ClientCertChoice::Binding(_) => "unknown".into(),
             ClientCertChoice::WorkerDefault => match &self.default {
                 Some((name, _)) => name.as_str().into(),
                 None => "none".into(),

@@ -1,8 +1,10 @@
 //! What the connection a request arrived on established.
 
 use crate::headers::ForwardedClientCert;
+use rustls_pki_types::CertificateDer;
 use sigil_sdk::wire::ClientAuth;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What the connection a request arrived on established: computed once per
 /// connection, shared by every request on it.
@@ -18,6 +20,11 @@ pub struct ConnectionInfo {
     pub forward: Option<Arc<ForwardedClientCert>>,
     /// `https` or `http`.
     pub scheme: &'static str,
+    /// The client's certificate chain as presented (TLS only), to check it
+    /// again when a reload changes the hostname's policy.
+    pub chain: Option<Arc<[CertificateDer<'static>]>>,
+    /// The generation whose policy last accepted this connection.
+    pub accepted_by: AtomicU64,
 }
 
 impl ConnectionInfo {
@@ -29,6 +36,19 @@ impl ConnectionInfo {
             client_auth: None,
             forward: None,
             scheme: "http",
+            chain: None,
+            accepted_by: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the policy of generation `id` was already found to accept
+    /// this connection.
+    pub fn accepted_by(&self, id: u64) -> bool {
+        self.accepted_by.load(Ordering::Relaxed) == id
+    }
+
+    /// Record that the policy of generation `id` accepts this connection.
+    pub fn accept(&self, id: u64) {
+        self.accepted_by.store(id, Ordering::Relaxed);
     }
 }

@@ -34,6 +34,9 @@ pub struct CertificateExpiry {
 
 /// One loaded version of the configuration.
 pub struct Generation {
+    /// Which generation this is: 1 for the first, one more per reload
+    /// (set by [`super::Runtime`]; 0 until it is served).
+    pub id: u64,
     /// Workers by name.
     pub workers: HashMap<Arc<str>, Arc<Worker>>,
     /// The route table.

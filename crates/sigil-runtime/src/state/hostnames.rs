@@ -5,7 +5,7 @@
 
 use crate::config::ClientCertMode;
 use rustls::ServerConfig;
-use sigil_pki::client_verifier::HostnameClientVerifier;
+use sigil_pki::client_verifier::ClientVerifier;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ pub struct HostnamePolicy {
     /// The TLS configuration used for handshakes on this hostname.
     pub server_config: Arc<ServerConfig>,
     /// The verifier (absent in `off` mode).
-    pub verifier: Option<Arc<HostnameClientVerifier>>,
+    pub verifier: Option<Arc<ClientVerifier>>,
 }
 
 /// Every hostname's policy, selected by SNI.
@@ -32,10 +32,10 @@ pub struct HostnamePolicies {
 
 impl HostnamePolicies {
     /// Index `policies`; `default` names the policy for clients without (known) SNI.
-    pub fn new(policies: Vec<HostnamePolicy>, default: Option<&str>) -> Self {
+    pub fn new(policies: Vec<Arc<HostnamePolicy>>, default: Option<&str>) -> Self {
         let by_name: HashMap<String, Arc<HostnamePolicy>> = policies
             .into_iter()
-            .map(|p| (p.name.to_string(), Arc::new(p)))
+            .map(|p| (p.name.to_string(), p))
             .collect();
         let default = default.and_then(|d| by_name.get(&d.to_ascii_lowercase()).cloned());
         HostnamePolicies { by_name, default }

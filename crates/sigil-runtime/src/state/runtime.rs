@@ -25,11 +25,17 @@ pub struct Runtime {
     reloads: mpsc::Sender<ReloadRequest>,
 }
 
+/// Give `generation` the id after `previous`.
+fn numbered(mut generation: Generation, previous: u64) -> Generation {
+    generation.id = previous + 1;
+    generation
+}
+
 impl Runtime {
     /// Serve `generation`; reload requests go to `reloads`.
     pub fn new(generation: Generation, reloads: mpsc::Sender<ReloadRequest>) -> Self {
         Runtime {
-            current: ArcSwap::from_pointee(generation),
+            current: ArcSwap::from_pointee(numbered(generation, 0)),
             request_seq: AtomicU64::new(0),
             request_prefix: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -47,7 +53,8 @@ impl Runtime {
 
     /// Serve `generation` from now on (requests in flight keep theirs).
     pub fn swap(&self, generation: Generation) {
-        self.current.store(Arc::new(generation));
+        let previous = self.current.load().id;
+        self.current.store(Arc::new(numbered(generation, previous)));
     }
 
     /// A new request id, unique within this process and unlikely to repeat across restarts.

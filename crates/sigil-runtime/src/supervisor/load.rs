@@ -4,13 +4,12 @@
 //! once.
 
 use crate::config::{
-    Findings, IDENTITY_CERTIFICATE, LoadedManifest, ManifestErrors, WorkerSection,
+    Findings, IDENTITY_CERTIFICATE, LoadedManifest, ManifestErrors, WorkerSection, fingerprint,
     parse_allowed_origin,
 };
 use crate::engine::{Engine, SdkWorker};
 use crate::identity;
-use crate::inbound::tls::build_policies;
-use crate::outbound::pools::fingerprint;
+use crate::inbound::tls::{PolicyCache, build_policies};
 use crate::outbound::{ClientPool, PoolCache, Pools, WorkerOutbound};
 use crate::state::{Generation, HostnamePolicies, IdentityEntry, Router, Worker};
 use sigil_pki::IdentityIssuer;
@@ -22,15 +21,24 @@ use std::time::Duration;
 pub struct Built {
     /// The generation.
     pub generation: Generation,
-    /// Its pools, for reuse by the next reload (see [`Loader::commit`]).
+    /// What it was built from, for reuse by the next reload (see [`Loader::commit`]).
+    pub parts: Parts,
+}
+
+/// The parts of the generation being served that the next build may reuse.
+#[derive(Clone, Default)]
+pub struct Parts {
+    /// Outbound pools and identities.
     pub pools: PoolCache,
+    /// Hostname policies.
+    pub policies: PolicyCache,
 }
 
 /// Builds generations, carrying unchanged pools and identities over from
 /// the generation being served.
 pub struct Loader {
     engine: Arc<Engine>,
-    serving: Mutex<PoolCache>,
+    serving: Mutex<Parts>,
 }
 
 /// What every worker of a generation is built with.
@@ -48,7 +56,7 @@ impl Loader {
     pub fn new(engine: Arc<Engine>) -> Self {
         Loader {
             engine,
-            serving: Mutex::new(PoolCache::default()),
+            serving: Mutex::new(Parts::default()),
         }
     }
 
@@ -57,10 +65,10 @@ impl Loader {
         &self.engine
     }
 
-    /// Record that `pools` are now served (after the generation holding them
+    /// Record that `parts` are now served (after the generation holding them
     /// was swapped in), so the next build can reuse them.
-    pub fn commit(&self, pools: PoolCache) {
-        *self.serving.lock().unwrap_or_else(|p| p.into_inner()) = pools;
+    pub fn commit(&self, parts: Parts) {
+        *self.serving.lock().unwrap_or_else(|p| p.into_inner()) = parts;
     }
 
     /// Load every file `m` names and build a generation, or report every problem.
@@ -72,12 +80,13 @@ impl Loader {
             .clone();
         let mut findings = Findings::new(m);
         let mut expiries = Vec::new();
-        let Some(mut pools) = Pools::build(&mut findings, &previous, &mut expiries) else {
+        let Some(mut pools) = Pools::build(&mut findings, &previous.pools, &mut expiries) else {
             return Err(ManifestErrors(findings.errors));
         };
         let issuer = identity::load_issuer(&mut findings);
         let ttl = identity::ttl(&findings);
-        let hostnames = build_policies(&mut findings, &mut expiries);
+        let (hostnames, policies) =
+            build_policies(&mut findings, &mut expiries, &previous.policies);
         let identity_key = match &m.manifest.identity {
             Some(id) => fingerprint(
                 &format!("{} {ttl:?} {}", id.trust_domain, pools.outbound_key),
@@ -90,7 +99,7 @@ impl Loader {
             issuer: issuer.as_ref(),
             ttl,
             identity_key,
-            previous: &previous,
+            previous: &previous.pools,
             identities: Vec::new(),
         };
         let mut workers = HashMap::new();
@@ -103,6 +112,7 @@ impl Loader {
         findings.check()?;
         Ok(Built {
             generation: Generation {
+                id: 0,
                 workers,
                 router: Router::from_routes(&m.manifest.routes),
                 hostnames: HostnamePolicies::new(
@@ -116,7 +126,10 @@ impl Loader {
                 files: findings.files,
                 warnings: findings.warnings,
             },
-            pools: pools.next,
+            parts: Parts {
+                pools: pools.next,
+                policies,
+            },
         })
     }
 

@@ -69,7 +69,7 @@ impl Server {
             tracing::warn!("{w}");
         }
         built.generation.export_expiry_metrics();
-        loader.commit(built.pools);
+        loader.commit(built.parts);
         let (tx, reloads) = mpsc::channel(16);
         Ok(Server {
             runtime: Arc::new(Runtime::new(built.generation, tx)),

@@ -3,14 +3,42 @@
 //! in turn, builds the new generation off the async threads, and swaps it
 //! in whole — or keeps serving the current one and says why.
 
-use super::Loader;
+use super::{Built, Loader};
 use crate::config::{self, ManifestError, ManifestErrors};
 use crate::state::{ReloadRequest, Runtime};
 use crate::telemetry::metrics::{ReloadLabels, ReloadResult, metrics};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// A build the loader thread runs: the manifest to load, where the result goes.
+type Job = (PathBuf, oneshot::Sender<Result<Built, ManifestErrors>>);
+
+/// Start the one thread that builds generations. Builds run off the async
+/// threads, always on the same thread: its allocations come from one malloc
+/// arena, so resident memory does not grow with each reload landing on
+/// another blocking-pool thread.
+fn spawn_loader_thread(loader: Arc<Loader>) -> std::io::Result<std::sync::mpsc::Sender<Job>> {
+    let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("sigil-loader".into())
+        .spawn(move || {
+            for (path, reply) in queue {
+                let build = || config::load(&path).and_then(|m| loader.build(&m));
+                let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(build))
+                    .unwrap_or_else(|_| {
+                        Err(ManifestErrors(vec![ManifestError {
+                            file: path.clone(),
+                            item: String::new(),
+                            message: "building the configuration panicked (a bug: please report it); still serving the previous one".into(),
+                        }]))
+                    });
+                let _ = reply.send(built);
+            }
+        })?;
+    Ok(jobs)
+}
 
 /// Serve reload requests one at a time until `stop` turns true.
 pub(super) async fn run(
@@ -20,6 +48,13 @@ pub(super) async fn run(
     mut requests: mpsc::Receiver<ReloadRequest>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let jobs = match spawn_loader_thread(loader.clone()) {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::error!("cannot start the loader thread; reloads are off: {e}");
+            return;
+        }
+    };
     loop {
         let request = tokio::select! {
             r = requests.recv() => match r {
@@ -28,7 +63,7 @@ pub(super) async fn run(
             },
             _ = stop.changed() => return,
         };
-        let outcome = reload(&runtime, &loader, &manifest, request.trigger).await;
+        let outcome = reload(&runtime, &loader, &jobs, &manifest, request.trigger).await;
         let _ = request.reply.send(outcome);
     }
 }
@@ -37,27 +72,32 @@ pub(super) async fn run(
 /// swap in the new generation; on any error keep serving the current one.
 async fn reload(
     runtime: &Runtime,
-    loader: &Arc<Loader>,
+    loader: &Loader,
+    jobs: &std::sync::mpsc::Sender<Job>,
     manifest: &Path,
     trigger: &'static str,
 ) -> Result<(), ManifestErrors> {
-    let (path, builder) = (manifest.to_path_buf(), loader.clone());
-    let built = tokio::task::spawn_blocking(move || builder.build(&config::load(&path)?))
-        .await
-        .unwrap_or_else(|e| {
-            Err(ManifestErrors(vec![ManifestError {
-                file: manifest.to_path_buf(),
-                item: String::new(),
-                message: format!("reload task failed: {e}"),
-            }]))
-        });
+    let (reply, result) = oneshot::channel();
+    let failed = |message: String| {
+        Err(ManifestErrors(vec![ManifestError {
+            file: manifest.to_path_buf(),
+            item: String::new(),
+            message,
+        }]))
+    };
+    let built = match jobs.send((manifest.to_path_buf(), reply)) {
+        Ok(()) => result
+            .await
+            .unwrap_or_else(|_| failed("the loader thread stopped".into())),
+        Err(_) => failed("the loader thread stopped".into()),
+    };
     let result = match built {
         Ok(built) => {
             for w in &built.generation.warnings {
                 tracing::warn!("{w}");
             }
             runtime.swap(built.generation);
-            loader.commit(built.pools);
+            loader.commit(built.parts);
             runtime.current().export_expiry_metrics();
             tracing::info!(trigger, "configuration reloaded");
             Ok(())

@@ -90,13 +90,55 @@ pub struct SubrequestLabels {
     pub outcome: SubrequestOutcome,
 }
 
+/// How an inbound TLS handshake ended.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum HandshakeResult {
+    /// Completed.
+    ok,
+    /// The client took longer than the handshake timeout.
+    timeout,
+    /// The first bytes were not a TLS client hello.
+    bad_client_hello,
+    /// The SNI names no configured hostname and there is no default hostname.
+    unknown_sni,
+    /// No SNI and no default hostname.
+    no_sni,
+    /// No client certificate where one is required.
+    no_certificate,
+    /// The client certificate (or one of its chain) has expired.
+    expired,
+    /// The client certificate is not valid yet.
+    not_yet_valid,
+    /// No path to the hostname's client CAs.
+    unknown_issuer,
+    /// A self-signed client certificate.
+    self_signed,
+    /// Revoked by a configured CRL.
+    revoked,
+    /// A signature in the chain does not verify.
+    bad_signature,
+    /// The certificate may not be used for client authentication.
+    bad_purpose,
+    /// The verified path is longer than `max_chain_depth`.
+    chain_too_long,
+    /// The client sent a TLS alert (for example, it refused our certificate).
+    client_alert,
+    /// No common protocol version, cipher suite or other TLS parameter.
+    protocol,
+    /// The connection ended during the handshake.
+    connection_closed,
+    /// Anything else.
+    other,
+}
+
 /// Labels of `sigil_tls_handshakes_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HandshakeLabels {
-    /// A configured hostname, or `-` when none was chosen.
+    /// A configured hostname, or `unknown` when none was chosen.
     pub hostname: Arc<str>,
     /// `ok`, or why the handshake failed.
-    pub result: Arc<str>,
+    pub result: HandshakeResult,
 }
 
 /// How a reload ended.

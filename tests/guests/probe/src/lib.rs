@@ -7,7 +7,8 @@
 //!   subrequest); one line per outcome: `ok <status> <body>` or `err <Debug>`
 //! - `/spin`: loops forever; `/alloc`: allocates without bound; `/panic`: panics;
 //!   `/sleep?<ms>`: sleeps (WASI); `/big?<bytes>`: returns a body of that many bytes; `/garbage`: calls the host
-//!   with garbage bytes; `/exit`: calls `exit(3)`; `/headers`: echoes request headers
+//!   with garbage bytes; `/exit`: calls `exit(3)`; `/headers`: echoes request headers;
+//!   `/url`: the URL and `host` header the worker sees
 //! - anything else: `probe ok`
 
 use sigil_sdk::{Fetch, Request, Response, fetch_all};
@@ -118,6 +119,11 @@ fn handle(req: Request) -> Response {
             }
             Response::ok(out)
         }
+        "/url" => Response::ok(format!(
+            "url={}\nhost={}\n",
+            req.url(),
+            req.header("host").unwrap_or("")
+        )),
         _ => Response::ok("probe ok\n"),
     }
 }
