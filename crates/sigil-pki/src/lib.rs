@@ -4,6 +4,7 @@
 //! issues X.509 certificates, with no knowledge of workers, listeners or
 //! manifests.
 //!
+//! - [`fs`] reads files safely (regular files only, size caps, never blocking);
 //! - [`load`] reads PEM chains, private keys, CA bundles and CRLs (and
 //!   encodes PEM);
 //! - [`check`] turns a chain + key into a rustls
@@ -30,6 +31,7 @@ pub mod client_verifier;
 pub mod details;
 pub mod dn;
 mod error;
+pub mod fs;
 pub mod identity;
 pub mod load;
 pub mod rotating;

@@ -20,9 +20,17 @@ pub fn encode_pem(label: &str, der: &[u8]) -> String {
     )
 }
 
-/// Reads a file, mapping I/O errors to [`CertError::Read`].
+/// Reads a PEM file (a regular file of at most
+/// [`MAX_PEM_BYTES`](crate::fs::MAX_PEM_BYTES)), mapping I/O errors to
+/// [`CertError::Read`].
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, CertError> {
-    std::fs::read(path).map_err(|source| CertError::Read {
+    read_capped(path, crate::fs::MAX_PEM_BYTES)
+}
+
+/// Reads a regular file of at most `max` bytes, mapping I/O errors to
+/// [`CertError::Read`].
+fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, CertError> {
+    crate::fs::read_regular(path, max).map_err(|source| CertError::Read {
         path: path.to_path_buf(),
         source,
     })
@@ -203,7 +211,7 @@ pub fn load_crls(
     path: impl AsRef<Path>,
 ) -> Result<Vec<CertificateRevocationListDer<'static>>, CertError> {
     let path = path.as_ref();
-    parse_crls(&read_file(path)?, path)
+    parse_crls(&read_capped(path, crate::fs::MAX_CRL_BYTES)?, path)
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@ use std::path::Path;
 
 /// Build every worker of the manifest at `config` that declares `build`.
 pub fn build_workers(config: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(config)
+    let bytes = sigil_pki::fs::read_regular(config, sigil_pki::fs::MAX_MANIFEST_BYTES)
         .with_context(|| format!("cannot read {}", config.display()))?;
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("{}: not UTF-8 text", config.display()))?;
     // Parse without validating files: the modules do not exist yet.
     let parsed: config::Manifest = toml::from_str(&text)
         .with_context(|| format!("{}: not a valid manifest", config.display()))?;

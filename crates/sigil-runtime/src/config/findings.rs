@@ -60,15 +60,17 @@ impl<'m> Findings<'m> {
     }
 }
 
-/// SHA-256 over `settings` and the contents of `files` (a missing file
-/// hashes as empty): what a part of a generation was built from, so an
-/// unchanged part can be carried over to the next generation.
+/// SHA-256 over `settings` and the contents of `files` (a file that cannot
+/// be read safely hashes as empty; loading it then reports why): what a part
+/// of a generation was built from, so an unchanged part can be carried over
+/// to the next generation.
 pub fn fingerprint(settings: &str, files: &[PathBuf]) -> String {
     let mut bytes = settings.as_bytes().to_vec();
     for f in files {
         bytes.extend_from_slice(f.to_string_lossy().as_bytes());
         bytes.push(0);
-        bytes.extend(std::fs::read(f).unwrap_or_default());
+        let contents = sigil_pki::fs::read_regular(f, sigil_pki::fs::MAX_CRL_BYTES);
+        bytes.extend(contents.unwrap_or_default());
         bytes.push(0);
     }
     sigil_pki::fingerprint_sha256_hex(&bytes)

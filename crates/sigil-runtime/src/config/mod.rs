@@ -89,13 +89,21 @@ impl LoadedManifest {
 
 /// Read, parse and check the manifest at `path`.
 pub fn load(path: &Path) -> Result<LoadedManifest, ManifestErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let cannot = |message: String| {
         ManifestErrors(vec![ManifestError {
             file: path.to_path_buf(),
             item: String::new(),
-            message: format!("cannot read the manifest: {e} (pass another with -c FILE)"),
+            message,
         }])
-    })?;
+    };
+    let bytes =
+        sigil_pki::fs::read_regular(path, sigil_pki::fs::MAX_MANIFEST_BYTES).map_err(|e| {
+            cannot(format!(
+                "cannot read the manifest: {e} (pass another with -c FILE)"
+            ))
+        })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| cannot(format!("the manifest is not UTF-8 text: {e}")))?;
     parse(path, &text)
 }
 
