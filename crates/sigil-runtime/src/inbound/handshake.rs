@@ -3,22 +3,18 @@
 //! becomes the connection's [`ConnectionInfo`].
 
 use super::client_auth::client_auth;
-use super::connection::serve_connection;
+use super::connection::{ConnectionContext, serve_connection};
+use super::timeouts::count_closed;
 use crate::headers::ForwardedClientCert;
 use crate::state::{ConnectionInfo, HostnamePolicy, Runtime};
-use crate::telemetry::metrics::{HandshakeLabels, metrics};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::Watcher;
+use crate::telemetry::metrics::{CloseReason, HandshakeLabels, Listener, metrics};
 use rustls_pki_types::CertificateDer;
 use sigil_sdk::wire::CertVerified;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::{LazyConfigAcceptor, StartHandshake};
-
-/// Longest time a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn handshake_metric(hostname: &str, result: &str) {
     metrics()
@@ -50,35 +46,43 @@ fn failure_label(e: &std::io::Error) -> String {
     }
 }
 
-/// Complete a TLS handshake under the policy SNI selects, then serve the
-/// connection.
-/// Complete a TLS handshake under the policy SNI selects, then serve the
-/// connection.
-pub(super) async fn serve_tls(stream: TcpStream, runtime: Arc<Runtime>, watcher: Watcher) {
-    let Some((tls, conn)) = handshake(stream, &runtime).await else {
+/// Complete a TLS handshake under the policy SNI selects (within
+/// `tls_handshake_timeout`), then serve the connection.
+pub(super) async fn serve_tls(
+    stream: TcpStream,
+    runtime: Arc<Runtime>,
+    context: ConnectionContext,
+) {
+    let deadline = Instant::now() + context.settings.tls_handshake_timeout;
+    let Some((tls, conn)) = handshake(stream, &runtime, deadline, context.listener).await else {
         return;
     };
-    serve_connection(TokioIo::new(tls), runtime, conn, watcher).await;
+    serve_connection(tls, runtime, conn, context).await;
+}
+
+/// A handshake that did not finish by its deadline.
+fn timed_out(hostname: &str, listener: Listener) {
+    handshake_metric(hostname, "timeout");
+    count_closed(listener, CloseReason::tls_handshake_timeout);
 }
 
 /// The handshake, counted in `sigil_tls_handshakes_total`; `None` when it failed.
 async fn handshake(
     stream: TcpStream,
     runtime: &Runtime,
+    deadline: Instant,
+    listener: Listener,
 ) -> Option<(TlsStream<TcpStream>, Arc<ConnectionInfo>)> {
-    let start = client_hello(stream).await?;
+    let start = client_hello(stream, deadline, listener).await?;
     let sni = start
         .client_hello()
         .server_name()
         .map(str::to_ascii_lowercase);
     let policy = select_policy(runtime, sni.as_deref())?;
     let sni_matched = sni.as_deref() == Some(&*policy.name);
-    let tls = match tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        start.into_stream(policy.server_config.clone()),
-    )
-    .await
-    {
+    let completed =
+        tokio::time::timeout_at(deadline, start.into_stream(policy.server_config.clone())).await;
+    let tls = match completed {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             let reason = failure_label(&e);
@@ -87,7 +91,7 @@ async fn handshake(
             return None;
         }
         Err(_) => {
-            handshake_metric(&policy.name, "timeout");
+            timed_out(&policy.name, listener);
             return None;
         }
     };
@@ -96,10 +100,14 @@ async fn handshake(
     Some((tls, Arc::new(conn)))
 }
 
-/// Read the client hello (within the handshake timeout).
-async fn client_hello(stream: TcpStream) -> Option<StartHandshake<TcpStream>> {
+/// Read the client hello (by the handshake's deadline).
+async fn client_hello(
+    stream: TcpStream,
+    deadline: Instant,
+    listener: Listener,
+) -> Option<StartHandshake<TcpStream>> {
     let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor).await {
+    match tokio::time::timeout_at(deadline, acceptor).await {
         Ok(Ok(start)) => Some(start),
         Ok(Err(e)) => {
             tracing::debug!("TLS client hello failed: {e}");
@@ -107,7 +115,7 @@ async fn client_hello(stream: TcpStream) -> Option<StartHandshake<TcpStream>> {
             None
         }
         Err(_) => {
-            handshake_metric("-", "timeout");
+            timed_out("-", listener);
             None
         }
     }

@@ -2,6 +2,7 @@
 //! handing the request to its worker and writing the worker's response.
 
 use super::host_rule::{self, Authenticated};
+use super::timeouts::{BodyIdleTimeout, IdleTimeoutBody};
 use crate::headers::{is_not_forwarded, strip_inbound};
 use crate::state::{ConnectionInfo, Generation, Runtime, Worker, WorkerRequest};
 use crate::telemetry::metrics::{RequestLabels, WorkerErrorLabels, WorkerLabel, metrics};
@@ -191,6 +192,7 @@ async fn read_body(
     {
         return Err(too_large());
     }
+    let body = IdleTimeoutBody::new(body, &head.extensions);
     match Limited::new(body, limit as usize).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e)
@@ -198,6 +200,14 @@ async fn read_body(
                 .is_some() =>
         {
             Err(too_large())
+        }
+        Err(e) if e.downcast_ref::<BodyIdleTimeout>().is_some() => {
+            let mut resp = text(408, format!("{e}\n"));
+            if head.version < http::Version::HTTP_2 {
+                let close = HeaderValue::from_static("close");
+                resp.headers_mut().insert(http::header::CONNECTION, close);
+            }
+            Err(resp)
         }
         Err(e) => Err(text(400, format!("cannot read the request body: {e}\n"))),
     }
