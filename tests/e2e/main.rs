@@ -13,4 +13,5 @@ mod inbound;
 mod live_ops;
 mod manifest_errors;
 mod outbound;
+mod slow_clients;
 mod workers;

@@ -1,8 +1,9 @@
 //! The admin listener: `/metrics` (OpenMetrics text format), `/healthz`, and
 //! `POST /reload`. Bind it to loopback or a private interface.
 
+use crate::inbound::accept::Acceptor;
 use crate::state::Runtime;
-use crate::telemetry::metrics::{self, metrics};
+use crate::telemetry::metrics::{self, Listener, metrics};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -67,10 +68,10 @@ async fn handle(
 
 /// Serve the admin endpoints until `stop` turns true.
 pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
+    let mut acceptor = Acceptor::new(listener, Listener::admin);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+            stream = acceptor.accept() => {
                 let runtime = runtime.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(runtime.clone(), req));

@@ -6,12 +6,14 @@
 //! (`worker "reader"`, `hostname "pay.alpha.example"`, ...) and what to do.
 //! All problems are reported at once.
 
+pub mod connections;
 mod findings;
 pub mod limits;
 mod model;
 pub mod origins;
 mod validate;
 
+pub use connections::ConnectionSettings;
 pub use findings::{Findings, fingerprint};
 pub use limits::{LimitExceeded, LimitOverrides, Limits};
 pub use model::*;

@@ -51,6 +51,19 @@ pub struct ServerSection {
     pub max_instances: Option<u32>,
     /// Directory for the compiled-module cache (relative to the manifest); `""` disables it.
     pub module_cache: Option<String>,
+    /// Milliseconds a client has to send a whole request head (default 60000).
+    pub header_read_timeout_ms: Option<u64>,
+    /// A request body that sends nothing for this many milliseconds gets 408 (default 60000).
+    pub body_idle_timeout_ms: Option<u64>,
+    /// A client that takes none of our pending output for this many milliseconds is dropped (default 60000).
+    pub write_timeout_ms: Option<u64>,
+    /// A connection with no request in flight is closed after this many seconds (default 75).
+    pub keepalive_idle_secs: Option<u64>,
+    /// Milliseconds a client has to complete the TLS handshake (default 10000).
+    pub tls_handshake_timeout_ms: Option<u64>,
+    /// Most inbound connections open at once across the HTTP and HTTPS listeners
+    /// (default: derived from the file-descriptor limit).
+    pub max_connections: Option<u64>,
 }
 
 /// `[outbound]`

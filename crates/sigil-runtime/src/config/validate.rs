@@ -4,6 +4,7 @@
 //! One function per manifest section; each appends what it finds to a
 //! [`Problems`] list, so every problem is reported at once.
 
+use super::connections::check_connection_settings;
 use super::limits::check_overrides;
 use super::model::{
     CertificateSection, HostnameSection, Manifest, RouteSection, ServerSection, WorkerSection,
@@ -111,6 +112,9 @@ fn server(p: &mut Problems<'_>, server: &ServerSection, man: &Manifest) {
             "server.https",
             "an HTTPS listener needs at least one [[hostnames]] entry with its server certificate",
         );
+    }
+    for (key, problem) in check_connection_settings(server) {
+        p.add(format!("server.{key}"), problem);
     }
 }
 

@@ -1,27 +1,115 @@
-//! Serving HTTP on one accepted connection.
+//! Serving HTTP on one accepted connection, under its timeouts: the socket
+//! and the responses report to the connection's [`Activity`], the
+//! [`Watchdog`] says when a deadline passes, and this drives hyper until the
+//! connection ends, is dropped, or closes gracefully (idle, a request-body
+//! timeout, shutdown).
 
 use super::service::serve;
+use super::timeouts::{
+    Activity, BodyTimeout, ResponseBody, TimedIo, Verdict, Watchdog, count_closed,
+};
+use crate::config::ConnectionSettings;
 use crate::state::{ConnectionInfo, Runtime};
+use crate::telemetry::metrics::{CloseReason, Listener};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
+use std::convert::Infallible;
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+/// What an accepted connection is served under.
+pub(super) struct ConnectionContext {
+    /// Its timeouts.
+    pub settings: ConnectionSettings,
+    /// The listener that accepted it.
+    pub listener: Listener,
+    /// Turns true when the server drains; held until the connection ends.
+    pub drain: watch::Receiver<bool>,
+}
 
 /// Serve HTTP/1.1 or HTTP/2 requests on an accepted (and, for HTTPS,
-/// authenticated) connection until it closes or shutdown drains it.
+/// authenticated) connection until it closes, a timeout drops it, or
+/// shutdown drains it.
 pub(super) async fn serve_connection<IO>(
-    io: TokioIo<IO>,
+    io: IO,
     runtime: Arc<Runtime>,
     conn: Arc<ConnectionInfo>,
-    watcher: Watcher,
+    context: ConnectionContext,
 ) where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| serve(runtime.clone(), conn.clone(), req));
+    let activity = Activity::new(context.listener);
+    let body_idle = context.settings.body_idle_timeout;
+    let on_request = activity.clone();
+    let service = service_fn(move |mut req: http::Request<Incoming>| {
+        let request = on_request.request_started(req.version());
+        req.extensions_mut()
+            .insert(BodyTimeout::new(body_idle, on_request.clone()));
+        let activity = on_request.clone();
+        let response = serve(runtime.clone(), conn.clone(), req);
+        async move {
+            let response = response.await?;
+            Ok::<_, Infallible>(response.map(|body| ResponseBody::new(body, activity, request)))
+        }
+    });
+    let io = TokioIo::new(TimedIo::new(io, activity.clone()));
     let builder = auto::Builder::new(TokioExecutor::new());
     let connection = builder.serve_connection(io, service);
-    if let Err(e) = watcher.watch(connection).await {
-        tracing::debug!("connection ended: {e}");
+    let watchdog = Watchdog::new(activity, context.settings);
+    drive(connection, watchdog, context.drain, context.listener).await;
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Poll `connection` until it ends, or until the watchdog drops it.
+async fn drive<I, S, B>(
+    connection: auto::Connection<'_, I, S, TokioExecutor>,
+    mut watchdog: Watchdog,
+    mut drain: watch::Receiver<bool>,
+    listener: Listener,
+) where
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>,
+    S::Future: 'static,
+    S::Error: Into<BoxError>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    TokioExecutor: auto::HttpServerConnExec<S::Future, B>,
+{
+    tokio::pin!(connection);
+    let mut closing = false;
+    loop {
+        let verdict = tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!("connection ended: {e}");
+                }
+                return;
+            }
+            verdict = watchdog.expired() => verdict,
+            _ = drain.changed(), if !closing => Verdict::CloseRequested,
+        };
+        match verdict {
+            Verdict::Drop(reason) => {
+                dropped(listener, reason);
+                return;
+            }
+            Verdict::GraceOver => return,
+            Verdict::Idle => count_closed(listener, CloseReason::idle_timeout),
+            Verdict::CloseRequested => {}
+        }
+        if !closing {
+            connection.as_mut().graceful_shutdown();
+            watchdog.closing();
+            closing = true;
+        }
     }
+}
+
+fn dropped(listener: Listener, reason: CloseReason) {
+    tracing::debug!(?listener, ?reason, "dropping the connection");
+    count_closed(listener, reason);
 }

@@ -3,24 +3,20 @@
 //! becomes the connection's [`ConnectionInfo`].
 
 use super::client_auth::client_auth;
-use super::connection::serve_connection;
+use super::connection::{ConnectionContext, serve_connection};
+use super::timeouts::count_closed;
 use crate::authority::parse_sni;
 use crate::headers::ForwardedClientCert;
 use crate::state::{ConnectionInfo, HostnamePolicy, Runtime};
-use crate::telemetry::metrics::{HandshakeLabels, HandshakeResult, metrics};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::Watcher;
+use crate::telemetry::metrics::{CloseReason, HandshakeLabels, HandshakeResult, Listener, metrics};
 use rustls_pki_types::CertificateDer;
 use sigil_pki::client_verifier::{self, FailureLabel};
 use sigil_sdk::wire::CertVerified;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::{LazyConfigAcceptor, StartHandshake};
-
-/// Longest time a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The hostname label for metrics: a configured hostname, never what a
 /// client sent.
@@ -71,23 +67,34 @@ fn failure_result(e: &std::io::Error) -> HandshakeResult {
     }
 }
 
-/// Complete a TLS handshake under the policy SNI selects, then serve the
-/// connection.
-/// Complete a TLS handshake under the policy SNI selects, then serve the
-/// connection.
-pub(super) async fn serve_tls(stream: TcpStream, runtime: Arc<Runtime>, watcher: Watcher) {
-    let Some((tls, conn)) = handshake(stream, &runtime).await else {
+/// Complete a TLS handshake under the policy SNI selects (within
+/// `tls_handshake_timeout`), then serve the connection.
+pub(super) async fn serve_tls(
+    stream: TcpStream,
+    runtime: Arc<Runtime>,
+    context: ConnectionContext,
+) {
+    let deadline = Instant::now() + context.settings.tls_handshake_timeout;
+    let Some((tls, conn)) = handshake(stream, &runtime, deadline, context.listener).await else {
         return;
     };
-    serve_connection(TokioIo::new(tls), runtime, conn, watcher).await;
+    serve_connection(tls, runtime, conn, context).await;
+}
+
+/// A handshake that did not finish by its deadline.
+fn timed_out(hostname: &str, listener: Listener) {
+    handshake_metric(hostname, HandshakeResult::timeout);
+    count_closed(listener, CloseReason::tls_handshake_timeout);
 }
 
 /// The handshake, counted in `sigil_tls_handshakes_total`; `None` when it failed.
 async fn handshake(
     stream: TcpStream,
     runtime: &Runtime,
+    deadline: Instant,
+    listener: Listener,
 ) -> Option<(TlsStream<TcpStream>, Arc<ConnectionInfo>)> {
-    let start = client_hello(stream).await?;
+    let start = client_hello(stream, deadline, listener).await?;
     // The SNI in the one spelling Host headers are compared in (lower case,
     // no trailing dot); a name the strict parser refuses counts as no SNI.
     let sni = start
@@ -97,12 +104,9 @@ async fn handshake(
         .map(|host| host.as_str().into_owned());
     let (policy, generation) = select_policy(runtime, sni.as_deref())?;
     let sni_matched = sni.as_deref() == Some(&*policy.name);
-    let tls = match tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        start.into_stream(policy.server_config.clone()),
-    )
-    .await
-    {
+    let completed =
+        tokio::time::timeout_at(deadline, start.into_stream(policy.server_config.clone())).await;
+    let tls = match completed {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::info!(hostname = %policy.name, "TLS handshake failed: {e}");
@@ -110,7 +114,7 @@ async fn handshake(
             return None;
         }
         Err(_) => {
-            handshake_metric(&policy.name, HandshakeResult::timeout);
+            timed_out(&policy.name, listener);
             return None;
         }
     };
@@ -120,10 +124,14 @@ async fn handshake(
     Some((tls, Arc::new(conn)))
 }
 
-/// Read the client hello (within the handshake timeout).
-async fn client_hello(stream: TcpStream) -> Option<StartHandshake<TcpStream>> {
+/// Read the client hello (by the handshake's deadline).
+async fn client_hello(
+    stream: TcpStream,
+    deadline: Instant,
+    listener: Listener,
+) -> Option<StartHandshake<TcpStream>> {
     let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor).await {
+    match tokio::time::timeout_at(deadline, acceptor).await {
         Ok(Ok(start)) => Some(start),
         Ok(Err(e)) => {
             tracing::debug!("TLS client hello failed: {e}");
@@ -131,7 +139,7 @@ async fn client_hello(stream: TcpStream) -> Option<StartHandshake<TcpStream>> {
             None
         }
         Err(_) => {
-            handshake_metric(UNKNOWN_HOSTNAME, HandshakeResult::timeout);
+            timed_out(UNKNOWN_HOSTNAME, listener);
             None
         }
     }

@@ -3,6 +3,7 @@
 
 use super::client_auth;
 use super::host_rule::{self, Authenticated};
+use super::timeouts::{BodyIdleTimeout, IdleTimeoutBody};
 use crate::authority::Authority;
 use crate::headers::{is_not_forwarded, strip_inbound};
 use crate::state::{ConnectionInfo, Generation, Runtime, Worker, WorkerRequest};
@@ -220,6 +221,7 @@ async fn read_body(
     {
         return Err(too_large());
     }
+    let body = IdleTimeoutBody::new(body, &head.extensions);
     match Limited::new(body, limit as usize).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e)
@@ -227,6 +229,14 @@ async fn read_body(
                 .is_some() =>
         {
             Err(too_large())
+        }
+        Err(e) if e.downcast_ref::<BodyIdleTimeout>().is_some() => {
+            let mut resp = text(408, format!("{e}\n"));
+            if head.version < http::Version::HTTP_2 {
+                let close = HeaderValue::from_static("close");
+                resp.headers_mut().insert(http::header::CONNECTION, close);
+            }
+            Err(resp)
         }
         Err(e) => Err(text(400, format!("cannot read the request body: {e}\n"))),
     }

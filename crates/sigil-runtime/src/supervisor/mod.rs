@@ -10,9 +10,10 @@ mod reload;
 
 pub use load::{Built, Loader};
 
-use crate::config::{self, LoadedManifest, ManifestErrors};
+use crate::config::{self, ConnectionSettings, LoadedManifest, ManifestErrors, ServerSection};
 use crate::engine::{Engine, EngineSettings};
-use crate::inbound::{Protocol, listener};
+use crate::inbound::limit::{ConnectionLimit, raise_descriptor_limit};
+use crate::inbound::{Inbound, Protocol, listener};
 use crate::state::{ReloadRequest, Runtime};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -114,10 +115,11 @@ impl Server {
             admin: admin.as_ref().and_then(|l| l.local_addr().ok()),
         };
         let (stop_tx, stop) = watch::channel(false);
+        let inbound = inbound(server, self.runtime.clone());
         let mut listeners = Vec::new();
         for (l, protocol) in [(https, Protocol::Https), (http, Protocol::Http)] {
             if let Some(l) = l {
-                let task = listener::run(l, protocol, self.runtime.clone(), stop.clone(), drain);
+                let task = listener::run(l, protocol, inbound.clone(), stop.clone(), drain);
                 listeners.push(tokio::spawn(task));
             }
         }
@@ -146,6 +148,33 @@ impl Server {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// What the inbound listeners share: the connection settings of `server`,
+/// with `max_connections` derived from the descriptor limit (raised to the
+/// hard limit first) unless the manifest sets it.
+fn inbound(server: &ServerSection, runtime: Arc<Runtime>) -> Inbound {
+    let nofile = raise_descriptor_limit();
+    let settings = ConnectionSettings::resolve(server, nofile);
+    let room = nofile.saturating_sub(config::connections::DESCRIPTOR_RESERVE);
+    if settings.max_connections > room {
+        tracing::warn!(
+            "server.max_connections = {} leaves fewer than {} of the {nofile} file descriptors for outbound connections, the admin listener and files; accept will fail with EMFILE first",
+            settings.max_connections,
+            config::connections::DESCRIPTOR_RESERVE
+        );
+    }
+    tracing::info!(
+        nofile,
+        max_connections = settings.max_connections,
+        "inbound connections limited to {} (file-descriptor limit {nofile})",
+        settings.max_connections
+    );
+    Inbound {
+        runtime,
+        settings,
+        limit: ConnectionLimit::new(settings.max_connections),
     }
 }
 

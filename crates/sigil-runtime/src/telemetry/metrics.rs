@@ -11,7 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
@@ -163,6 +163,74 @@ pub struct CertificateLabel {
     pub certificate: Arc<str>,
 }
 
+/// An inbound listener.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types, missing_docs)]
+pub enum Listener {
+    https,
+    http,
+    admin,
+}
+
+/// Labels of `sigil_inbound_connections`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    /// The listener.
+    pub listener: Listener,
+}
+
+/// Why Sigil closed an inbound connection itself.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum CloseReason {
+    /// The request head did not arrive within `header_read_timeout_ms`.
+    header_timeout,
+    /// The request body sent nothing for `body_idle_timeout_ms` (the request got 408).
+    body_timeout,
+    /// Pending output made no progress for `write_timeout_ms`.
+    write_timeout,
+    /// No request was in flight for `keepalive_idle_secs`.
+    idle_timeout,
+    /// The TLS handshake did not finish within `tls_handshake_timeout_ms`.
+    tls_handshake_timeout,
+    /// `max_connections` were already open: accepted and closed at once.
+    connection_limit,
+}
+
+/// Labels of `sigil_inbound_connections_closed_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionClosedLabels {
+    /// The listener that accepted the connection.
+    pub listener: Listener,
+    /// Why it was closed.
+    pub reason: CloseReason,
+}
+
+/// What kind of error a listener's `accept` returned.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum AcceptErrorKind {
+    /// EMFILE: the process is at its file-descriptor limit.
+    process_descriptor_limit,
+    /// ENFILE: the system is at its file-descriptor limit.
+    system_descriptor_limit,
+    /// ENOBUFS / ENOMEM.
+    out_of_memory,
+    /// The client gave up before it was accepted (ECONNABORTED, ECONNRESET).
+    connection_aborted,
+    /// Anything else.
+    other,
+}
+
+/// Labels of `sigil_accept_errors_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AcceptErrorLabels {
+    /// The listener.
+    pub listener: Listener,
+    /// The kind of error.
+    pub kind: AcceptErrorKind,
+}
+
 /// Every metric family Sigil exports.
 pub struct Metrics {
     registry: Registry,
@@ -182,74 +250,97 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// Worker identity renewals by worker.
     pub identity_renewals: Family<WorkerLabel, Counter>,
+    /// Open inbound connections by listener.
+    pub inbound_connections: Family<ListenerLabel, Gauge>,
+    /// Inbound connections Sigil closed itself, by listener and reason.
+    pub connections_closed: Family<ConnectionClosedLabels, Counter>,
+    /// Failed `accept` calls by listener and kind.
+    pub accept_errors: Family<AcceptErrorLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// Register `metric` under `name` and hand it back.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     fn new() -> Self {
-        let mut registry = Registry::default();
-        let requests = Family::default();
-        registry.register(
-            "sigil_requests",
-            "Inbound requests by worker and status",
-            requests.clone(),
-        );
-        let request_duration =
+        let mut r = Registry::default();
+        let latency =
             Family::<WorkerLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
-        registry.register(
-            "sigil_request_duration_seconds",
-            "Inbound request latency by worker",
-            request_duration.clone(),
-        );
-        let worker_errors = Family::default();
-        registry.register(
-            "sigil_worker_errors",
-            "Requests that failed inside a worker, by worker and kind",
-            worker_errors.clone(),
-        );
-        let subrequests = Family::default();
-        registry.register(
-            "sigil_subrequests",
-            "Subrequests by worker, binding and outcome",
-            subrequests.clone(),
-        );
-        let tls_handshakes = Family::default();
-        registry.register(
-            "sigil_tls_handshakes",
-            "Inbound TLS handshakes by hostname and result (ok, or the failure reason)",
-            tls_handshakes.clone(),
-        );
-        let certificate_expiry = Family::default();
-        registry.register(
-            "sigil_certificate_expiry_seconds",
-            "Seconds until each certificate expires",
-            certificate_expiry.clone(),
-        );
-        let reloads = Family::default();
-        registry.register(
-            "sigil_reloads",
-            "Configuration reloads by result",
-            reloads.clone(),
-        );
-        let identity_renewals = Family::default();
-        registry.register(
-            "sigil_identity_renewals",
-            "Worker identity renewals by worker",
-            identity_renewals.clone(),
-        );
         Metrics {
-            registry,
-            requests,
-            request_duration,
-            worker_errors,
-            subrequests,
-            tls_handshakes,
-            certificate_expiry,
-            reloads,
-            identity_renewals,
+            requests: registered(
+                &mut r,
+                "sigil_requests",
+                "Inbound requests by worker and status",
+                Family::default(),
+            ),
+            request_duration: registered(
+                &mut r,
+                "sigil_request_duration_seconds",
+                "Inbound request latency by worker",
+                latency,
+            ),
+            worker_errors: registered(
+                &mut r,
+                "sigil_worker_errors",
+                "Requests that failed inside a worker, by worker and kind",
+                Family::default(),
+            ),
+            subrequests: registered(
+                &mut r,
+                "sigil_subrequests",
+                "Subrequests by worker, binding and outcome",
+                Family::default(),
+            ),
+            tls_handshakes: registered(
+                &mut r,
+                "sigil_tls_handshakes",
+                "Inbound TLS handshakes by hostname and result (ok, or the failure reason)",
+                Family::default(),
+            ),
+            certificate_expiry: registered(
+                &mut r,
+                "sigil_certificate_expiry_seconds",
+                "Seconds until each certificate expires",
+                Family::default(),
+            ),
+            reloads: registered(
+                &mut r,
+                "sigil_reloads",
+                "Configuration reloads by result",
+                Family::default(),
+            ),
+            identity_renewals: registered(
+                &mut r,
+                "sigil_identity_renewals",
+                "Worker identity renewals by worker",
+                Family::default(),
+            ),
+            inbound_connections: registered(
+                &mut r,
+                "sigil_inbound_connections",
+                "Open inbound connections by listener",
+                Family::default(),
+            ),
+            connections_closed: registered(
+                &mut r,
+                "sigil_inbound_connections_closed",
+                "Inbound connections Sigil closed itself, by listener and reason (a timeout, or refused at max_connections)",
+                Family::default(),
+            ),
+            accept_errors: registered(
+                &mut r,
+                "sigil_accept_errors",
+                "Failed accept calls by listener and kind",
+                Family::default(),
+            ),
+            registry: r,
         }
     }
 
