@@ -30,6 +30,7 @@ pub mod engine;
 pub mod headers;
 pub mod identity;
 pub mod inbound;
+pub mod memory;
 pub mod outbound;
 pub mod state;
 pub mod supervisor;

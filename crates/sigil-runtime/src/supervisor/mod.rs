@@ -127,6 +127,8 @@ impl Server {
             tokio::spawn(crate::admin::run(l, self.runtime.clone(), stop.clone()));
         }
         spawn_renewal(self.runtime.clone(), stop.clone());
+        let limit = inbound.limit.clone();
+        crate::memory::spawn_trimmer(Arc::new(move || limit.open()), stop.clone());
         let poll_secs = server.reload_poll_secs.unwrap_or(2);
         reload::spawn_triggers(self.runtime.clone(), poll_secs, stop.clone());
         tokio::spawn(reload::run(
