@@ -14,4 +14,5 @@ mod live_ops;
 mod manifest_errors;
 mod outbound;
 mod slow_clients;
+mod starvation;
 mod workers;

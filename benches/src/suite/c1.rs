@@ -103,6 +103,7 @@ fn call_context(request_id: Arc<str>) -> CallContext {
         subrequests: Arc::new(NoSubrequests),
         forward: None,
         deadline: Instant::now() + limits.timeout,
+        hop: Default::default(),
         vars: Arc::from(Vec::new()),
     }
 }

@@ -36,13 +36,40 @@ fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, CertError> {
     })
 }
 
+/// A PEM parser error in words (the parser's own text prints the marker or
+/// line as a byte array).
+fn pem_error_in_words(e: &pem::Error) -> String {
+    let text = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .trim_end()
+            .chars()
+            .take(80)
+            .flat_map(char::escape_default)
+            .collect::<String>()
+    };
+    match e {
+        pem::Error::MissingSectionEnd { end_marker } => format!(
+            "a section has no end line (expected \"-----END {}-----\"); the file may be cut short",
+            text(end_marker)
+        ),
+        pem::Error::IllegalSectionStart { line } => {
+            format!("a \"-----BEGIN\" line is malformed: \"{}\"", text(line))
+        }
+        pem::Error::Base64Decode(detail) => {
+            format!("a section's body is not valid base64 ({detail})")
+        }
+        pem::Error::SectionTooLarge => "a section is larger than 256 MB".into(),
+        other => other.to_string(),
+    }
+}
+
 /// Splits PEM text into its recognised sections (unknown labels are skipped).
 fn sections(bytes: &[u8], path: &Path) -> Result<Vec<(SectionKind, Vec<u8>)>, CertError> {
     <(SectionKind, Vec<u8>) as PemObject>::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, pem::Error>>()
         .map_err(|e| CertError::Pem {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            detail: pem_error_in_words(&e),
         })
 }
 
@@ -321,6 +348,14 @@ mod tests {
             load_chain(&path).unwrap_err(),
             CertError::Pem { .. }
         ));
+        // A file cut short names the missing line in words, not bytes.
+        let cut = dir.write("cut.pem", "-----BEGIN CERTIFICATE-----\nMAA=\n");
+        let msg = load_chain(&cut).unwrap_err().to_string();
+        assert!(
+            msg.contains("no end line (expected \"-----END CERTIFICATE-----\")"),
+            "{msg}"
+        );
+        assert!(!msg.contains("[45"), "{msg}");
     }
 
     #[test]

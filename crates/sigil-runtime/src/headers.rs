@@ -27,14 +27,58 @@ pub const NOT_FORWARDED: [&str; 9] = [
     "content-length",
 ];
 
+/// How many times a request has passed through Sigil: set on every
+/// subrequest, read (then removed) on every inbound request.
+pub const HOPS: &str = "sigil-hops";
+
+/// Milliseconds left of the calling request's deadline: set on every
+/// subrequest, read (then removed) on every inbound request, so a request
+/// that comes back to Sigil does not start a fresh deadline.
+pub const DEADLINE_MS: &str = "sigil-deadline-ms";
+
 /// Headers only Sigil sets: removed from every inbound request, and a
 /// worker's copies are dropped from its subrequests.
-pub const RUNTIME_OWNED: [&str; 4] = [
+pub const RUNTIME_OWNED: [&str; 6] = [
     "sigil-worker",
     "client-cert",
     "client-cert-chain",
     "x-forwarded-client-cert",
+    HOPS,
+    DEADLINE_MS,
 ];
+
+/// What an inbound request says about the requests it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hop {
+    /// Times it passed through Sigil before (0 from an outside client).
+    pub hops: u32,
+    /// Milliseconds left of the caller's deadline, if it came from Sigil.
+    pub deadline_ms: Option<u64>,
+}
+
+impl Hop {
+    /// Read [`HOPS`] and [`DEADLINE_MS`]; a value that is not a number counts
+    /// as absent.
+    pub fn of(headers: &HeaderMap) -> Hop {
+        let number = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        Hop {
+            hops: number(HOPS).map_or(0, |n| n.min(u64::from(u32::MAX)) as u32),
+            deadline_ms: number(DEADLINE_MS),
+        }
+    }
+
+    /// Set the headers of a subrequest made by a request that arrived as
+    /// `self`, with `remaining` left of its deadline.
+    pub fn apply_next(&self, remaining: std::time::Duration, headers: &mut HeaderMap) {
+        headers.insert(HOPS, HeaderValue::from(self.hops.saturating_add(1)));
+        headers.insert(DEADLINE_MS, HeaderValue::from(remaining.as_millis() as u64));
+    }
+}
 
 /// Whether `name` (lower case) is in [`NOT_FORWARDED`].
 pub fn is_not_forwarded(name: &str) -> bool {
@@ -121,6 +165,22 @@ impl ForwardedClientCert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hops_travel_and_count_up() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Hop::of(&h), Hop::default());
+        h.insert(HOPS, HeaderValue::from_static("3"));
+        h.insert(DEADLINE_MS, HeaderValue::from_static("1500"));
+        let hop = Hop::of(&h);
+        assert_eq!((hop.hops, hop.deadline_ms), (3, Some(1500)));
+        let mut next = HeaderMap::new();
+        hop.apply_next(std::time::Duration::from_millis(900), &mut next);
+        assert_eq!(Hop::of(&next).hops, 4);
+        assert_eq!(Hop::of(&next).deadline_ms, Some(900));
+        h.insert(HOPS, HeaderValue::from_static("lots"));
+        assert_eq!(Hop::of(&h).hops, 0);
+    }
 
     #[test]
     fn sf_binary_is_colon_base64() {

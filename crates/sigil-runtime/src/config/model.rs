@@ -49,6 +49,12 @@ pub struct ServerSection {
     pub reload_poll_secs: Option<u64>,
     /// Most wasm instances alive at once across all workers (pool size).
     pub max_instances: Option<u32>,
+    /// The share of `max_instances` one worker may hold at once (0 < share
+    /// ≤ 1; default 0.5), so one hot or hostile worker cannot take every slot.
+    pub worker_share: Option<f64>,
+    /// Most times one request may pass through Sigil (a worker calling
+    /// Sigil's own listeners); past it, 508 Loop Detected (default 16).
+    pub max_hops: Option<u32>,
     /// Directory for the compiled-module cache (relative to the manifest); `""` disables it.
     pub module_cache: Option<String>,
     /// Milliseconds a client has to send a whole request head (default 60000).

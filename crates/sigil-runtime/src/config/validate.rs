@@ -29,19 +29,22 @@ pub(crate) fn is_valid_hostname(name: &str) -> bool {
         })
 }
 
-/// A worker, certificate or binding name: it appears in SPIFFE IDs, metrics
-/// and logs.
-fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && name != "."
-        && name != ".."
+/// What is wrong with a worker, certificate or binding name (it appears in
+/// SPIFFE IDs, metrics and logs), if anything.
+fn name_problem(name: &str) -> Option<&'static str> {
+    if name == "." || name == ".." {
+        return Some(
+            "\".\" and \"..\" cannot be names: a worker name is a path segment of its SPIFFE ID, where they mean this and the parent directory",
+        );
+    }
+    let allowed = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if name.is_empty() || name.len() > 128 || !allowed {
+        return Some("name must be 1 to 128 letters, digits, '-', '_' or '.'");
+    }
+    None
 }
-
-const NAME_RULE: &str = "name must be letters, digits, '-', '_' or '.'";
 
 /// Problems found so far, each naming its item.
 struct Problems<'a> {
@@ -116,6 +119,45 @@ fn server(p: &mut Problems<'_>, server: &ServerSection, man: &Manifest) {
     for (key, problem) in check_connection_settings(server) {
         p.add(format!("server.{key}"), problem);
     }
+    shared_addresses(p, server);
+    if server.worker_share.is_some_and(|s| !(s > 0.0 && s <= 1.0)) {
+        p.add(
+            "server.worker_share",
+            "must be a fraction above 0 and at most 1 (e.g. 0.5: a worker holds at most half of max_instances)",
+        );
+    }
+    if server.max_hops == Some(0) {
+        p.add("server.max_hops", "must be at least 1 (default 16)");
+    }
+}
+
+/// Two listeners on one address: the second cannot bind at start.
+fn shared_addresses(p: &mut Problems<'_>, server: &ServerSection) {
+    let listeners = [
+        ("http", &server.http),
+        ("https", &server.https),
+        ("admin", &server.admin),
+    ];
+    let parsed: Vec<(&str, SocketAddr)> = listeners
+        .iter()
+        .filter_map(|(key, v)| Some((*key, v.as_deref()?.parse().ok()?)))
+        .collect();
+    for (i, (key, addr)) in parsed.iter().enumerate() {
+        for (earlier, other) in &parsed[..i] {
+            let same_port = addr.port() == other.port() && addr.port() != 0;
+            let overlap = addr.ip() == other.ip()
+                || addr.ip().is_unspecified()
+                || other.ip().is_unspecified();
+            if same_port && overlap {
+                p.add(
+                    format!("server.{key}"),
+                    format!(
+                        "{addr} is also server.{earlier} ({other}); each listener needs its own address"
+                    ),
+                );
+            }
+        }
+    }
 }
 
 fn identity(p: &mut Problems<'_>, man: &Manifest) {
@@ -136,8 +178,8 @@ fn certificates<'m>(p: &mut Problems<'_>, list: &'m [CertificateSection]) -> Has
     let mut names = HashSet::new();
     for c in list {
         let item = format!("certificate \"{}\"", c.name);
-        if !is_valid_name(&c.name) {
-            p.add(&item, NAME_RULE);
+        if let Some(problem) = name_problem(&c.name) {
+            p.add(&item, problem);
         }
         if c.name == IDENTITY_CERTIFICATE {
             p.add(
@@ -212,13 +254,21 @@ fn workers<'m>(
     certificates: &HashSet<&str>,
 ) -> HashSet<&'m str> {
     let mut names = HashSet::new();
+    let mut folded: HashMap<String, &str> = HashMap::new();
     for w in &man.workers {
         let item = format!("worker \"{}\"", w.name);
-        if !is_valid_name(&w.name) {
-            p.add(&item, NAME_RULE);
+        if let Some(problem) = name_problem(&w.name) {
+            p.add(&item, problem);
         }
         if !names.insert(w.name.as_str()) {
             p.add(&item, "declared twice; worker names must be unique");
+        } else if let Some(other) = folded.insert(w.name.to_ascii_lowercase(), &w.name) {
+            p.add(
+                &item,
+                format!(
+                    "differs from worker \"{other}\" only in case; their identities (SPIFFE IDs, metrics, logs) would look alike: rename one"
+                ),
+            );
         }
         bindings(p, &item, w, man, certificates);
         for entry in &w.allowed_outbound_hosts {
@@ -244,8 +294,8 @@ fn bindings(
     let identity_on = man.identity.is_some() && w.identity != Some(false);
     let mut bindings = HashMap::new();
     for b in &w.mtls_certificates {
-        if !is_valid_name(&b.binding) {
-            p.add(item, format!("binding \"{}\": {NAME_RULE}", b.binding));
+        if let Some(problem) = name_problem(&b.binding) {
+            p.add(item, format!("binding \"{}\": {problem}", b.binding));
         }
         if bindings
             .insert(b.binding.as_str(), b.certificate.as_str())

@@ -22,6 +22,7 @@ impl Engine {
         invocation: &Invocation,
     ) -> Result<WireResponse, WorkerError> {
         let limits = call.limits;
+        let deadline = call.deadline;
         let worker = call.worker.to_string();
         let mut store = Store::new(&self.engine, RequestState::new(call));
         store.limiter(|s| &mut s.memory);
@@ -41,7 +42,9 @@ impl Engine {
 
         let meter = store.data().cpu.clone();
         let call = Metered::new(call_handler(module, &mut store, invocation), meter);
-        let outcome = tokio::time::timeout(limits.timeout, call).await;
+        // The request's deadline: its own timeout, or less when a calling
+        // request (another hop through Sigil) has less time left.
+        let outcome = tokio::time::timeout_at(deadline.into(), call).await;
         let state = store.data();
         log_output(state);
         match outcome {

@@ -35,6 +35,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 /// request actually wrote are reset, so idle slots cost what they touched.
 const KEEP_RESIDENT: usize = 4 << 20;
 
+/// `server.max_instances` when not set.
+pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -47,7 +50,7 @@ pub struct EngineSettings {
 impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
-            max_instances: 1000,
+            max_instances: DEFAULT_MAX_INSTANCES,
             module_cache: None,
         }
     }

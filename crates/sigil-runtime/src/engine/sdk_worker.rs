@@ -35,6 +35,7 @@ impl SdkWorker {
             subrequests: self.subrequests.clone(),
             forward: request.connection.forward.clone(),
             deadline: request.deadline,
+            hop: request.hop,
             vars: self.vars.clone(),
         }
     }

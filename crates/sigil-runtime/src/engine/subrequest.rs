@@ -4,7 +4,7 @@
 //! on how subrequests are sent.
 
 use crate::config::Limits;
-use crate::headers::ForwardedClientCert;
+use crate::headers::{ForwardedClientCert, Hop};
 use sigil_sdk::wire::{FetchError, FetchRequest, FetchResult};
 use std::future::Future;
 use std::pin::Pin;
@@ -41,6 +41,8 @@ pub struct CallContext {
     pub forward: Option<Arc<ForwardedClientCert>>,
     /// When the request must be finished.
     pub deadline: Instant,
+    /// How the request reached Sigil (hops so far), carried to its subrequests.
+    pub hop: Hop,
     /// The worker's variables, exposed as environment variables.
     pub vars: Arc<[(String, String)]>,
 }

@@ -5,16 +5,18 @@ use super::client_auth;
 use super::host_rule::{self, Authenticated};
 use super::timeouts::{BodyIdleTimeout, IdleTimeoutBody};
 use crate::authority::Authority;
-use crate::headers::{is_not_forwarded, strip_inbound};
+use crate::headers::{Hop, is_not_forwarded, strip_inbound};
 use crate::state::{ConnectionInfo, Generation, Runtime, Worker, WorkerRequest};
-use crate::telemetry::metrics::{RequestLabels, WorkerErrorLabels, WorkerLabel, metrics};
+use crate::telemetry::metrics::{
+    RequestLabels, WorkerErrorKind, WorkerErrorLabels, WorkerLabel, metrics,
+};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn text(status: u16, body: String) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
@@ -157,6 +159,11 @@ async fn serve_inner(
     else {
         return no_worker(404, format!("no route for {host}{path}\n"));
     };
+    let hop = Hop::of(req.headers());
+    let (_slot, deadline) = match admit(&worker, &generation, hop) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
+    };
     drop(generation);
     let label = worker.name.clone();
     strip_inbound(req.headers_mut());
@@ -176,9 +183,58 @@ async fn serve_inner(
         body,
         connection: conn,
         request_id,
-        deadline: Instant::now() + worker.limits.timeout,
+        deadline,
+        hop,
     };
     (label, run(&worker, request).await)
+}
+
+/// Whether `worker` may run a request that arrived as `hop` now: not past
+/// `server.max_hops`, and within its share of the instance slots. Returns
+/// the slot (held until the request ends) and the request's deadline (its
+/// own timeout, or what is left of a calling request's).
+fn admit(
+    worker: &Worker,
+    generation: &Generation,
+    hop: Hop,
+) -> Result<(tokio::sync::OwnedSemaphorePermit, Instant), Served> {
+    let refused = |status: u16, kind: WorkerErrorKind, message: String| {
+        tracing::warn!(worker = %worker.name, ?kind, "{}", message.trim_end());
+        metrics()
+            .worker_errors
+            .get_or_create(&WorkerErrorLabels {
+                worker: worker.name.clone(),
+                kind,
+            })
+            .inc();
+        (worker.name.clone(), text(status, message))
+    };
+    if hop.hops >= generation.max_hops {
+        return Err(refused(
+            508,
+            WorkerErrorKind::loop_detected,
+            format!(
+                "loop detected: this request already passed through Sigil {} times (server.max_hops = {}); is worker \"{}\" calling itself?\n",
+                hop.hops, generation.max_hops, worker.name
+            ),
+        ));
+    }
+    let Ok(slot) = worker.slots.clone().try_acquire_owned() else {
+        return Err(refused(
+            503,
+            WorkerErrorKind::capacity,
+            format!(
+                "worker \"{}\" is using all of its share of instance slots (server.worker_share of server.max_instances); try again shortly\n",
+                worker.name
+            ),
+        ));
+    };
+    let now = Instant::now();
+    let own = now + worker.limits.timeout;
+    let deadline = hop
+        .deadline_ms
+        .map_or(own, |ms| own.min(now + Duration::from_millis(ms)));
+    Ok((slot, deadline))
 }
 
 /// The Host/SNI rule for this connection and `host`.

@@ -2,7 +2,7 @@
 
 use super::classify::{classify, classify_tls};
 use super::pool::ClientPool;
-use crate::headers::{ForwardedClientCert, is_not_forwarded, is_runtime_owned};
+use crate::headers::{ForwardedClientCert, Hop, is_not_forwarded, is_runtime_owned};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use sigil_sdk::wire::{FetchError, FetchResult, WireRequest, WireResponse};
 use std::sync::Arc;
@@ -19,6 +19,7 @@ pub(super) struct Job {
     pub max_body: u64,
     pub worker: Arc<str>,
     pub forward: Option<Arc<ForwardedClientCert>>,
+    pub hop: Hop,
 }
 
 /// The subrequest's headers: the worker's, minus those that never cross a
@@ -47,6 +48,7 @@ fn headers(job: &Job) -> Result<HeaderMap, FetchError> {
     if let Some(fwd) = &job.forward {
         fwd.apply(&mut headers);
     }
+    job.hop.apply_next(job.timeout, &mut headers);
     Ok(headers)
 }
 

@@ -122,6 +122,7 @@ impl WorkerOutbound {
             max_body: call.limits.max_response_body,
             worker: call.worker.clone(),
             forward: call.forward.clone(),
+            hop: call.hop,
         };
         Ok(send::send(pool, job))
     }

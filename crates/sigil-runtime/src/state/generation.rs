@@ -55,6 +55,8 @@ pub struct Generation {
     pub files: Vec<PathBuf>,
     /// Warnings found while loading (e.g. certificates close to expiry).
     pub warnings: Vec<String>,
+    /// Most times a request may pass through Sigil (`server.max_hops`).
+    pub max_hops: u32,
 }
 
 impl Generation {

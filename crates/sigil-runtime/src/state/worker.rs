@@ -4,6 +4,7 @@
 
 use super::ConnectionInfo;
 use crate::config::{LimitExceeded, Limits};
+use crate::headers::Hop;
 use crate::telemetry::metrics::WorkerErrorKind;
 use bytes::Bytes;
 use std::future::Future;
@@ -19,6 +20,9 @@ pub struct Worker {
     pub limits: Limits,
     /// What runs its requests.
     pub handler: Arc<dyn WorkerHandler>,
+    /// Its share of the instance slots (`server.worker_share` of
+    /// `server.max_instances`): one permit per request running.
+    pub slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// One inbound request, as handed to a worker.
@@ -36,6 +40,8 @@ pub struct WorkerRequest {
     pub request_id: Arc<str>,
     /// When the request must be finished.
     pub deadline: Instant,
+    /// How many times the request passed through Sigil before.
+    pub hop: Hop,
 }
 
 impl WorkerRequest {

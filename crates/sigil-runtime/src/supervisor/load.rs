@@ -17,6 +17,23 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// `server.max_hops` when not set.
+pub const DEFAULT_MAX_HOPS: u32 = 16;
+
+/// `server.worker_share` when not set.
+pub const DEFAULT_WORKER_SHARE: f64 = 0.5;
+
+/// How many instance slots one worker may hold at once: its share of
+/// `server.max_instances`, at least one.
+fn worker_slots(m: &crate::config::Manifest) -> usize {
+    let instances = m
+        .server
+        .max_instances
+        .unwrap_or(crate::engine::DEFAULT_MAX_INSTANCES);
+    let share = m.server.worker_share.unwrap_or(DEFAULT_WORKER_SHARE);
+    ((f64::from(instances) * share).floor() as usize).max(1)
+}
+
 /// A generation and the pools it holds, ready to be swapped in.
 pub struct Built {
     /// The generation.
@@ -125,6 +142,7 @@ impl Loader {
                 expiries,
                 files: findings.files,
                 warnings: findings.warnings,
+                max_hops: m.manifest.server.max_hops.unwrap_or(DEFAULT_MAX_HOPS),
             },
             parts: Parts {
                 pools: pools.next,
@@ -169,6 +187,9 @@ impl Loader {
             name,
             limits,
             handler: Arc::new(handler),
+            slots: Arc::new(tokio::sync::Semaphore::new(worker_slots(
+                &manifest.manifest,
+            ))),
         })
     }
 }

@@ -49,7 +49,9 @@ fn engine_settings(loaded: &LoadedManifest) -> EngineSettings {
         None => Some(loaded.base_dir.join(".sigil-cache")),
     };
     EngineSettings {
-        max_instances: server.max_instances.unwrap_or(1000),
+        max_instances: server
+            .max_instances
+            .unwrap_or(crate::engine::DEFAULT_MAX_INSTANCES),
         module_cache,
     }
 }

@@ -51,6 +51,7 @@ pub enum WorkerErrorKind {
     trap,
     handler_error,
     capacity,
+    loop_detected,
 }
 
 /// Labels of `sigil_worker_errors_total`.

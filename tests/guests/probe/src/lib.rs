@@ -8,7 +8,10 @@
 //! - `/spin`: loops forever; `/alloc`: allocates without bound; `/panic`: panics;
 //!   `/sleep?<ms>`: sleeps (WASI); `/big?<bytes>`: returns a body of that many bytes; `/garbage`: calls the host
 //!   with garbage bytes; `/exit`: calls `exit(3)`; `/headers`: echoes request headers;
-//!   `/url`: the URL and `host` header the worker sees
+//!   `/url`: the URL and `host` header the worker sees;
+//!   `/recurse`: fetches its own URL (a worker calling Sigil itself) and
+//!   answers `<depth> <status of the inner call>`; `/chain?<ms>`: sleeps, then
+//!   does the same
 //! - anything else: `probe ok`
 
 use sigil_sdk::{Fetch, Request, Response, fetch_all};
@@ -76,6 +79,30 @@ fn fetches(req: &Request) -> Response {
     Response::ok(out)
 }
 
+/// Call this worker's own URL (through Sigil's listener) after sleeping
+/// `sleep_ms`; answer with how deep the calls went and how the innermost
+/// one ended.
+fn recurse(req: &Request, sleep_ms: u64) -> Response {
+    std::thread::sleep(Duration::from_millis(sleep_ms));
+    match sigil_sdk::fetch(Request::get(req.url().to_string())) {
+        Ok(inner) => {
+            let body = inner.text_body();
+            let depth: u32 = body
+                .split_whitespace()
+                .next()
+                .and_then(|d| d.parse().ok())
+                .map_or(1, |d: u32| d + 1);
+            let innermost = if inner.status() == 200 {
+                body.split_whitespace().nth(1).unwrap_or("?").to_string()
+            } else {
+                inner.status().to_string()
+            };
+            Response::ok(format!("{depth} {innermost}\n"))
+        }
+        Err(e) => Response::ok(format!("1 err:{e:?}\n")),
+    }
+}
+
 fn handle(req: Request) -> Response {
     match req.path().trim_start_matches("/probe") {
         "/auth" => auth(&req),
@@ -118,6 +145,11 @@ fn handle(req: Request) -> Response {
                 out.push_str(&format!("{k}: {v}\n"));
             }
             Response::ok(out)
+        }
+        "/recurse" => recurse(&req, 0),
+        "/chain" => {
+            let ms: u64 = req.query().and_then(|q| q.parse().ok()).unwrap_or(0);
+            recurse(&req, ms)
         }
         "/url" => Response::ok(format!(
             "url={}\nhost={}\n",
