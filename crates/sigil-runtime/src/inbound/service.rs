@@ -162,7 +162,7 @@ async fn serve_inner(
     let hop = Hop::of(req.headers());
     let (_slot, deadline) = match admit(&worker, &generation, hop) {
         Ok(admitted) => admitted,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     drop(generation);
     let label = worker.name.clone();
@@ -197,7 +197,7 @@ fn admit(
     worker: &Worker,
     generation: &Generation,
     hop: Hop,
-) -> Result<(tokio::sync::OwnedSemaphorePermit, Instant), Served> {
+) -> Result<(tokio::sync::OwnedSemaphorePermit, Instant), Box<Served>> {
     let refused = |status: u16, kind: WorkerErrorKind, message: String| {
         tracing::warn!(worker = %worker.name, ?kind, "{}", message.trim_end());
         metrics()
@@ -207,7 +207,7 @@ fn admit(
                 kind,
             })
             .inc();
-        (worker.name.clone(), text(status, message))
+        Box::new((worker.name.clone(), text(status, message)))
     };
     if hop.hops >= generation.max_hops {
         return Err(refused(
