@@ -14,6 +14,19 @@ pub struct AllowedOrigin {
 }
 
 impl AllowedOrigin {
+    /// Whether this entry names one host (or address) rather than a pattern
+    /// (`*`, `*.suffix`): only such an entry opens internal addresses.
+    pub fn is_explicit(&self) -> bool {
+        self.host != "*" && !self.host.starts_with("*.")
+    }
+
+    /// The host name this entry names explicitly (lower case), if it names
+    /// one (not a pattern, not an IP address).
+    pub fn explicit_name(&self) -> Option<&str> {
+        (self.is_explicit() && self.host.parse::<std::net::IpAddr>().is_err())
+            .then_some(self.host.as_str())
+    }
+
     /// Whether a request to `scheme://host:port` is allowed by this entry.
     pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
         if let Some(s) = &self.scheme

@@ -8,6 +8,7 @@
 //! identity is never reused for a request that asked for another identity,
 //! or for none.
 
+pub mod blocking;
 mod classify;
 mod diagnose;
 mod pool;

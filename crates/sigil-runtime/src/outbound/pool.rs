@@ -2,10 +2,12 @@
 //! (or none), so a connection authenticated as one identity is never reused
 //! for a request that asked for another identity, or for none.
 
+use super::blocking::GuardedResolver;
 use super::tls;
 use arc_swap::ArcSwap;
 use rustls::RootCertStore;
 use sigil_pki::RotatingCert;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,31 +51,38 @@ pub struct ClientPool {
     rebuild: Mutex<()>,
     pub(super) tls: Arc<rustls::ClientConfig>,
     settings: OutboundSettings,
+    /// Host names the workers using this pool name explicitly: the only
+    /// names it resolves to internal addresses.
+    explicit: Arc<HashSet<String>>,
 }
 
 fn http_client(
     tls: &rustls::ClientConfig,
     settings: &OutboundSettings,
+    explicit: &Arc<HashSet<String>>,
 ) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(tls.clone())
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(settings.connect_timeout)
         .pool_idle_timeout(settings.pool_idle)
+        .dns_resolver(Arc::new(GuardedResolver::new(explicit.clone())))
         .no_proxy()
         .build()?)
 }
 
 impl ClientPool {
-    /// A pool verifying origins against `roots` and presenting `client_cert`.
+    /// A pool verifying origins against `roots`, presenting `client_cert`,
+    /// and resolving only `explicit` names to internal addresses.
     pub fn new(
         label: &str,
         roots: Arc<RootCertStore>,
         client_cert: Option<Arc<RotatingCert>>,
         settings: &OutboundSettings,
+        explicit: Arc<HashSet<String>>,
     ) -> anyhow::Result<Self> {
         let config = tls::client_config(roots, client_cert.clone())?;
-        let client = http_client(&config, settings)?;
+        let client = http_client(&config, settings, &explicit)?;
         let built_for = client_cert.as_ref().map_or(0, |c| c.version());
         Ok(ClientPool {
             label: label.into(),
@@ -83,6 +92,7 @@ impl ClientPool {
             rebuild: Mutex::new(()),
             tls: Arc::new(config),
             settings: settings.clone(),
+            explicit,
         })
     }
 
@@ -105,7 +115,7 @@ impl ClientPool {
         }
         let mut tls = (*self.tls).clone();
         tls.resumption = rustls::client::Resumption::in_memory_sessions(256);
-        match http_client(&tls, &self.settings) {
+        match http_client(&tls, &self.settings, &self.explicit) {
             Ok(fresh) => {
                 self.client.store(Arc::new(fresh));
                 self.built_for.store(version, Ordering::Release);

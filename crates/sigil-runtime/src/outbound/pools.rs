@@ -7,12 +7,14 @@
 
 use super::pool::{ClientPool, OutboundSettings};
 use super::tls;
-use crate::config::{CertificateSection, Findings, fingerprint};
+use crate::config::{
+    CertificateSection, Findings, WorkerSection, fingerprint, parse_allowed_origin,
+};
 use crate::state::{CertificateExpiry, IdentityEntry};
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use sigil_pki::RotatingCert;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +41,27 @@ impl PoolCache {
     }
 }
 
+/// The host names `workers` allow explicitly (lower case): the names a pool
+/// they use may resolve to internal addresses.
+pub fn explicit_names<'w>(
+    workers: impl IntoIterator<Item = &'w WorkerSection>,
+) -> Arc<HashSet<String>> {
+    let names = workers
+        .into_iter()
+        .flat_map(|w| w.allowed_outbound_hosts.iter())
+        .filter_map(|entry| parse_allowed_origin(entry).ok())
+        .filter_map(|origin| origin.explicit_name().map(str::to_string))
+        .collect();
+    Arc::new(names)
+}
+
+/// A stable text of `names`, for pool fingerprints.
+fn names_key(names: &HashSet<String>) -> String {
+    let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.join(",")
+}
+
 /// The pools every worker can draw from.
 pub struct Pools {
     /// Settings every pool shares.
@@ -49,8 +72,6 @@ pub struct Pools {
     outbound_cas: Vec<CertificateDer<'static>>,
     /// Fingerprint of the `[outbound]` settings (part of every pool's key).
     pub outbound_key: String,
-    /// The pool without a client certificate.
-    pub anonymous: Arc<ClientPool>,
     /// One pool per `[[certificates]]` name.
     pub certificates: HashMap<String, Arc<ClientPool>>,
     /// Every pool built or carried over, for the next reload.
@@ -58,14 +79,14 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// Build the anonymous pool and one pool per certificate, reusing what
-    /// `previous` holds when nothing changed. Problems go to `findings`;
-    /// certificate expiries to `expiries`.
+    /// Build one pool per certificate, reusing what `previous` holds when
+    /// nothing changed. Problems go to `findings`; certificate expiries to
+    /// `expiries`.
     pub fn build(
         findings: &mut Findings<'_>,
         previous: &PoolCache,
         expiries: &mut Vec<CertificateExpiry>,
-    ) -> Option<Pools> {
+    ) -> Pools {
         let outbound = &findings.manifest().manifest.outbound;
         let settings = OutboundSettings {
             connect_timeout: Duration::from_millis(outbound.connect_timeout_ms.unwrap_or(5000)),
@@ -87,41 +108,48 @@ impl Pools {
             ),
             &outbound.ca,
         );
-        let mut next = PoolCache::default();
-        let anonymous = match previous.reuse("none", &outbound_key) {
-            Some(c) => c.pool.clone(),
-            None => match ClientPool::new("none", roots.clone(), None, &settings) {
-                Ok(c) => Arc::new(c),
-                Err(e) => {
-                    findings.error(
-                        "outbound",
-                        format!("cannot build the outbound client: {e:#}"),
-                    );
-                    return None;
-                }
-            },
-        };
-        next.0.insert(
-            "none".into(),
-            CachedPool {
-                key: outbound_key.clone(),
-                pool: anonymous.clone(),
-                identity: None,
-            },
-        );
         let mut pools = Pools {
             settings,
             roots,
             outbound_cas,
             outbound_key,
-            anonymous,
             certificates: HashMap::new(),
-            next,
+            next: PoolCache::default(),
         };
         for c in &findings.manifest().manifest.certificates {
             pools.add_certificate(c, findings, previous, expiries);
         }
-        Some(pools)
+        pools
+    }
+
+    /// `worker`'s pool without a client certificate (one per worker, so it
+    /// resolves internal addresses only for the names this worker allows
+    /// explicitly).
+    pub fn anonymous(
+        &mut self,
+        worker: &WorkerSection,
+        previous: &PoolCache,
+    ) -> anyhow::Result<Arc<ClientPool>> {
+        let explicit = explicit_names([worker]);
+        let name = format!("none:{}", worker.name);
+        let key = format!("{} {}", self.outbound_key, names_key(&explicit));
+        let pool = match previous.reuse(&name, &key) {
+            Some(cached) => cached.pool.clone(),
+            None => Arc::new(ClientPool::new(
+                "none",
+                self.roots.clone(),
+                None,
+                &self.settings,
+                explicit,
+            )?),
+        };
+        let cached = CachedPool {
+            key,
+            pool: pool.clone(),
+            identity: None,
+        };
+        self.next.0.insert(name, cached);
+        Ok(pool)
     }
 
     /// Load one `[[certificates]]` entry and build (or reuse) its pool.
@@ -170,8 +198,21 @@ impl Pools {
         };
         let mut inputs = vec![c.cert.clone(), c.key.clone()];
         inputs.extend(c.ca.clone());
+        let manifest = findings.manifest();
+        let explicit = explicit_names(
+            manifest
+                .manifest
+                .workers
+                .iter()
+                .filter(|w| w.mtls_certificates.iter().any(|b| b.certificate == c.name)),
+        );
         let key = fingerprint(
-            &format!("{:?} {}", c.system_roots, self.outbound_key),
+            &format!(
+                "{:?} {} {}",
+                c.system_roots,
+                self.outbound_key,
+                names_key(&explicit)
+            ),
             &inputs,
         );
         let name = format!("certificate:{}", c.name);
@@ -179,7 +220,7 @@ impl Pools {
             Some(cached) => cached.pool.clone(),
             None => {
                 let cert = Arc::new(RotatingCert::new(loaded.certified_key.clone()));
-                match ClientPool::new(&c.name, roots, Some(cert), &self.settings) {
+                match ClientPool::new(&c.name, roots, Some(cert), &self.settings, explicit) {
                     Ok(pool) => Arc::new(pool),
                     Err(e) => {
                         return findings.error(&item, format!("cannot build its client: {e:#}"));
@@ -202,18 +243,19 @@ impl Pools {
     /// fingerprints the identity CA and settings.
     pub fn add_identity(
         &mut self,
-        worker: &str,
+        worker: &WorkerSection,
         key: &str,
         identity: Arc<IdentityEntry>,
     ) -> anyhow::Result<Arc<ClientPool>> {
-        let name = format!("identity:{worker}");
+        let name = format!("identity:{}", worker.name);
         let pool = Arc::new(ClientPool::new(
             &name,
             self.roots.clone(),
             Some(identity.cert.clone()),
             &self.settings,
+            explicit_names([worker]),
         )?);
-        self.keep_identity(worker, key, pool.clone(), identity);
+        self.keep_identity(&worker.name, key, pool.clone(), identity);
         Ok(pool)
     }
 

@@ -1,6 +1,7 @@
 //! One worker's view of the outbound world: its bindings, its default, the
 //! origins it may call; implements the engine's [`Subrequests`].
 
+use super::blocking;
 use super::pool::ClientPool;
 use super::send;
 use crate::config::AllowedOrigin;
@@ -65,6 +66,48 @@ impl Subrequests for WorkerOutbound {
 }
 
 impl WorkerOutbound {
+    /// Whether the worker may send to `scheme://host:port`: an allowed
+    /// origin, never the admin listener, and an internal address only when
+    /// an entry names it explicitly. (Names that resolve to internal
+    /// addresses are refused by the pool's resolver.)
+    fn check_destination(&self, scheme: &str, host: &str, port: u16) -> Result<(), FetchError> {
+        let not_allowed = || FetchError::HostNotAllowed {
+            origin: format!("{scheme}://{host}:{port}"),
+        };
+        let matching: Vec<&AllowedOrigin> = self
+            .allowed
+            .iter()
+            .filter(|a| a.allows(scheme, host, port))
+            .collect();
+        if matching.is_empty() {
+            return Err(not_allowed());
+        }
+        let explicit = matching.iter().any(|a| a.is_explicit());
+        let ip = host.parse::<std::net::IpAddr>().ok();
+        let admin = match ip {
+            Some(ip) => blocking::is_admin(ip, port),
+            // An explicitly allowed name may resolve to the admin listener.
+            None => {
+                explicit
+                    && blocking::admin_addresses()
+                        .load()
+                        .iter()
+                        .any(|a| a.port() == port)
+            }
+        };
+        if admin {
+            return Err(FetchError::ConnectFailed {
+                binding: None,
+                host: format!("{host}:{port}"),
+                cause: "that is Sigil's admin listener, which workers never reach".into(),
+            });
+        }
+        match ip.and_then(blocking::internal_kind) {
+            Some(_) if !explicit => Err(not_allowed()),
+            _ => Ok(()),
+        }
+    }
+
     fn prepare_send(
         &self,
         request: FetchRequest,
@@ -86,11 +129,7 @@ impl WorkerOutbound {
             .trim_end_matches(']')
             .to_string();
         let port = url.port_or_known_default().unwrap_or(443);
-        if !self.allowed.iter().any(|a| a.allows(&scheme, &host, port)) {
-            return Err(FetchError::HostNotAllowed {
-                origin: format!("{scheme}://{host}:{port}"),
-            });
-        }
+        self.check_destination(&scheme, &host, port)?;
         let (binding, pool) = match &request.client_cert {
             ClientCertChoice::None => (None, self.anonymous.clone()),
             ClientCertChoice::Binding(name) => match self.bindings.get(name) {

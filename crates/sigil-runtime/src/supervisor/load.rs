@@ -97,9 +97,7 @@ impl Loader {
             .clone();
         let mut findings = Findings::new(m);
         let mut expiries = Vec::new();
-        let Some(mut pools) = Pools::build(&mut findings, &previous.pools, &mut expiries) else {
-            return Err(ManifestErrors(findings.errors));
-        };
+        let mut pools = Pools::build(&mut findings, &previous.pools, &mut expiries);
         let issuer = identity::load_issuer(&mut findings);
         let ttl = identity::ttl(&findings);
         let (hostnames, policies) =
@@ -170,7 +168,12 @@ impl Loader {
             .map_err(|e| findings.error(&item, e))
             .ok()
             .flatten();
-        let outbound = worker_outbound(w, identity, parts.pools);
+        let anonymous = parts
+            .pools
+            .anonymous(w, parts.previous)
+            .map_err(|e| findings.error(&item, format!("cannot build its outbound client: {e:#}")))
+            .ok()?;
+        let outbound = worker_outbound(w, identity, anonymous, parts.pools);
         let manifest = findings.manifest();
         let limits = crate::config::Limits::default()
             .with(&manifest.manifest.limits)
@@ -224,7 +227,7 @@ fn identity_pool(
                 .map_err(|e| format!("cannot issue its identity: {e}"))?;
             let pool = parts
                 .pools
-                .add_identity(&w.name, key, entry.clone())
+                .add_identity(w, key, entry.clone())
                 .map_err(|e| format!("cannot build its identity client: {e:#}"))?;
             (pool, entry)
         }
@@ -237,6 +240,7 @@ fn identity_pool(
 fn worker_outbound(
     w: &WorkerSection,
     identity: Option<Arc<ClientPool>>,
+    anonymous: Arc<ClientPool>,
     pools: &Pools,
 ) -> WorkerOutbound {
     let mut bindings = HashMap::new();
@@ -258,7 +262,7 @@ fn worker_outbound(
     WorkerOutbound {
         bindings,
         default,
-        anonymous: pools.anonymous.clone(),
+        anonymous,
         allowed: w
             .allowed_outbound_hosts
             .iter()

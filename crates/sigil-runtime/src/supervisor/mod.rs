@@ -117,6 +117,9 @@ impl Server {
             admin: admin.as_ref().and_then(|l| l.local_addr().ok()),
         };
         let (stop_tx, stop) = watch::channel(false);
+        // Workers never reach the admin listener (outbound::blocking).
+        crate::outbound::blocking::admin_addresses()
+            .store(Arc::new(bound.admin.into_iter().collect()));
         let inbound = inbound(server, self.runtime.clone());
         let mut listeners = Vec::new();
         for (l, protocol) in [(https, Protocol::Https), (http, Protocol::Http)] {

@@ -1,0 +1,150 @@
+//! Blocked networks: a worker reaches loopback, link-local, private and
+//! other internal addresses only when its `allowed_outbound_hosts` names
+//! such an address or host explicitly (`*` and `*.suffix` do not open
+//! them), and never reaches Sigil's admin listener. Spin's
+//! `blocked_networks` is the model.
+//!
+//! IP literals are checked per request ([`internal_kind`]); names are
+//! checked where they are resolved, by each pool's [`GuardedResolver`],
+//! which lets a name resolve to internal addresses only when it is one of
+//! the names explicitly allowed by the workers using that pool.
+
+use arc_swap::ArcSwap;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+
+/// What kind of internal address `ip` is, or `None` for a public one.
+pub fn internal_kind(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => v4_kind(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4_kind(v4),
+            None => v6_kind(v6),
+        },
+    }
+}
+
+fn v4_kind(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, ..] = ip.octets();
+    if ip.is_loopback() {
+        Some("a loopback address")
+    } else if ip.is_private() {
+        Some("a private address")
+    } else if ip.is_link_local() {
+        Some("a link-local address (cloud metadata services live there)")
+    } else if ip.is_unspecified() || a == 0 {
+        Some("an unspecified address")
+    } else if a == 100 && (64..128).contains(&b) {
+        Some("a carrier-grade NAT address")
+    } else if ip.is_multicast() || ip.is_broadcast() {
+        Some("a multicast or broadcast address")
+    } else {
+        None
+    }
+}
+
+fn v6_kind(ip: Ipv6Addr) -> Option<&'static str> {
+    let first = ip.segments()[0];
+    if ip.is_loopback() {
+        Some("a loopback address")
+    } else if ip.is_unspecified() {
+        Some("an unspecified address")
+    } else if first & 0xfe00 == 0xfc00 {
+        Some("a unique local (private) address")
+    } else if first & 0xffc0 == 0xfe80 {
+        Some("a link-local address")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else {
+        None
+    }
+}
+
+/// The addresses of Sigil's admin listener, never reachable from workers
+/// (set once the listener is bound).
+pub fn admin_addresses() -> &'static ArcSwap<Vec<SocketAddr>> {
+    static ADMIN: OnceLock<ArcSwap<Vec<SocketAddr>>> = OnceLock::new();
+    ADMIN.get_or_init(|| ArcSwap::from_pointee(Vec::new()))
+}
+
+/// Whether `ip:port` is (or may be) the admin listener: the same port on the
+/// same address, or any internal address when the listener is bound to all.
+pub fn is_admin(ip: IpAddr, port: u16) -> bool {
+    admin_addresses().load().iter().any(|admin| {
+        admin.port() == port
+            && (admin.ip() == ip
+                || (admin.ip().is_unspecified() && internal_kind(ip).is_some())
+                || (admin.ip().is_loopback() && ip.is_loopback()))
+    })
+}
+
+/// A DNS resolver that drops internal addresses unless the name is in
+/// `explicit` (lower case), and refuses a name left with no address.
+#[derive(Debug)]
+pub struct GuardedResolver {
+    explicit: Arc<HashSet<String>>,
+}
+
+impl GuardedResolver {
+    /// A resolver allowing internal addresses for `explicit` names only.
+    pub fn new(explicit: Arc<HashSet<String>>) -> Self {
+        GuardedResolver { explicit }
+    }
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
+        let trusted = self.explicit.contains(&host);
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let (kept, blocked): (Vec<SocketAddr>, Vec<SocketAddr>) = found
+                .into_iter()
+                .partition(|a| trusted || internal_kind(a.ip()).is_none());
+            if kept.is_empty() {
+                let why = blocked
+                    .first()
+                    .and_then(|a| internal_kind(a.ip()).map(|k| format!("{} is {k}", a.ip())))
+                    .unwrap_or_else(|| "no address".into());
+                let message = format!(
+                    "{host} resolves only to internal addresses ({why}); workers reach those only when allowed_outbound_hosts names the host explicitly (\"*\" does not)"
+                );
+                return Err(message.into());
+            }
+            let addrs: Addrs = Box::new(kept.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_ranges() {
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            let ip: IpAddr = internal.parse().unwrap();
+            assert!(internal_kind(ip).is_some(), "{internal}");
+        }
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "172.32.0.1"] {
+            let ip: IpAddr = public.parse().unwrap();
+            assert!(internal_kind(ip).is_none(), "{public}");
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Blocked networks: `allowed_outbound_hosts = ["*"]` does not open
+//! loopback, link-local (cloud metadata) or private addresses, by IP or by a
+//! name that resolves to one; an entry that names such a host or address
+//! explicitly does; and the admin listener is never reachable from a worker.
+
+use crate::support::origin::Origin;
+use crate::support::pki::Ca;
+use crate::support::sigil::Sigil;
+use crate::support::{module, module_cache, temp_dir};
+
+/// What `worker`'s probe (routed by host `<worker>.local`) reports for one
+/// subrequest to `url`.
+async fn fetch(sigil: &Sigil, worker: &str, url: &str) -> String {
+    let host = format!("{worker}.local");
+    let addr = sigil.http.unwrap();
+    reqwest::Client::builder()
+        .resolve(&host, addr)
+        .build()
+        .unwrap()
+        .get(format!("http://{host}:{}/fetch", addr.port()))
+        .header("x-fetch-url", url)
+        .header("x-fetch-binding", "none")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wildcard_does_not_open_internal_networks_or_the_admin_listener() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let ca = Ca::new(d, "ca");
+    let srv = ca.server("origin", &["localhost"]);
+    let origin = Origin::start(&srv.cert, &srv.key, &[&ca.cert], false).await;
+    let port = origin.addr.port();
+    let worker = |name: &str, allowed: &str| {
+        format!(
+            "[[workers]]\nname = \"{name}\"\nmodule = \"{}\"\nallowed_outbound_hosts = [{allowed}]\n\n[[routes]]\nhost = \"{name}.local\"\nworker = \"{name}\"\n\n",
+            module("probe")
+        )
+    };
+    let manifest = format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nreload_poll_secs = 0\nmodule_cache = \"{}\"\n\n[outbound]\nca = [\"{}\"]\n\n{}{}{}",
+        module_cache(),
+        ca.cert_s(),
+        worker("star", "\"*\""),
+        worker("named", "\"https://localhost:*\""),
+        worker("ip", "\"http://127.0.0.1:*\", \"https://127.0.0.1:*\""),
+    );
+    let sigil = Sigil::start(d, &manifest);
+    let admin = sigil.admin.unwrap();
+
+    // `*` opens neither an internal IP nor a name that resolves to one.
+    // (Before: every one of these reached its target.)
+    for url in [
+        format!("https://127.0.0.1:{port}/x"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/".to_string(),
+        format!("http://[::1]:{port}/"),
+    ] {
+        let body = fetch(&sigil, "star", &url).await;
+        assert!(body.starts_with("err HostNotAllowed"), "{url}: {body}");
+    }
+    let body = fetch(&sigil, "star", &format!("https://localhost:{port}/x")).await;
+    assert!(
+        body.contains("resolves only to internal addresses"),
+        "a name resolving to loopback: {body}"
+    );
+    let body = fetch(
+        &sigil,
+        "star",
+        &format!("http://127.0.0.1:{}/reload", admin.port()),
+    )
+    .await;
+    assert!(
+        body.starts_with("err"),
+        "the admin listener through *: {body}"
+    );
+
+    // An explicit name opens it (the S1 example's https://localhost:9443).
+    let body = fetch(&sigil, "named", &format!("https://localhost:{port}/x")).await;
+    assert!(body.starts_with("ok 200"), "{body}");
+    // An explicit address opens it too, but never the admin listener.
+    let body = fetch(&sigil, "ip", &format!("https://127.0.0.1:{port}/x")).await;
+    assert!(body.starts_with("ok 200"), "{body}");
+    let body = fetch(
+        &sigil,
+        "ip",
+        &format!("http://127.0.0.1:{}/healthz", admin.port()),
+    )
+    .await;
+    assert!(
+        body.contains("admin listener, which workers never reach"),
+        "{body}"
+    );
+    let body = fetch(
+        &sigil,
+        "named",
+        &format!("https://localhost:{}/healthz", admin.port()),
+    )
+    .await;
+    assert!(body.starts_with("err"), "{body}");
+}
