@@ -13,6 +13,7 @@ mod identity;
 mod inbound;
 mod live_ops;
 mod manifest_errors;
+mod operations;
 mod outbound;
 mod slow_clients;
 mod starvation;

@@ -11,6 +11,8 @@ struct Setup {
     _dir: tempfile::TempDir,
     sigil: Sigil,
     origin: Origin,
+    origin_clients_ca: std::path::PathBuf,
+    server_ca: Ca,
     client: reqwest::Client,
 }
 
@@ -67,7 +69,7 @@ async fn setup() -> Setup {
             "[server]\nhttp = \"127.0.0.1:0\"\nmodule_cache = \"{}\"\n[limits]\nsubrequests = 20\ntimeout_ms = 20000\n",
             module_cache()
         ),
-        format!("[outbound]\nca = [\"{sca}\"]\n"),
+        format!("[outbound]\nca = [\"{sca}\"]\nconnect_timeout_ms = 1000\n"),
         cert("alpha", &alpha, &sca),
         cert("beta", &beta, &sca),
         cert("w1", &w1, &sca),
@@ -92,6 +94,8 @@ async fn setup() -> Setup {
         _dir: dir,
         sigil,
         origin,
+        origin_clients_ca: clients_ca.cert.clone(),
+        server_ca,
         client,
     }
 }
@@ -327,4 +331,77 @@ async fn failures_reach_the_guest_as_named_errors() {
         s.fetch("multi", &s.origin.url("/x"), &[]).await.trim(),
         "ok 200 cn=alpha path=/x"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stuck_connection_attempt_fails_at_its_connect_timeout() {
+    // A listener that accepts TCP (in its backlog) and never answers the TLS
+    // handshake. Before: the error was Timeout { after_ms: 19998 } (the
+    // request's wall clock), and 20 parallel subrequests waited for it.
+    let s = setup().await;
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let body = s
+        .fetch(
+            "w1",
+            &format!("https://127.0.0.1:{port}/"),
+            &[("x-fetch-count", "20")],
+        )
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(body.lines().count(), 20, "{body}");
+    for line in body.lines() {
+        assert!(
+            line.contains("ConnectFailed")
+                && line.contains("1000 ms")
+                && line.contains("connect_timeout_ms"),
+            "each names the connect timeout that fired: {line}"
+        );
+    }
+    assert!(
+        elapsed < std::time::Duration::from_secs(5),
+        "20 parallel attempts took {elapsed:?}"
+    );
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_diagnostic_handshake_never_resumes_an_older_session() {
+    // An origin that hangs up after each handshake gives the HTTP client an
+    // ambiguous failure, so Sigil opens one diagnostic connection to read
+    // the origin's verdict. Before, that connection resumed the pool's TLS
+    // session: after a renewal it carried the identity of the first
+    // handshake (an origin saw a certificate 7.4 s past its notAfter).
+    let s = setup().await;
+    let srv = s.server_ca.server("hangup", &["localhost"]);
+    let hangup = Origin::start_with(
+        &srv.cert,
+        &srv.key,
+        &[&s.origin_clients_ca],
+        false,
+        crate::support::origin::Body::HangUp,
+    )
+    .await;
+    for _ in 0..3 {
+        let url = format!("https://127.0.0.1:{}/x", hangup.addr.port());
+        let body = s.fetch("w1", &url, &[("x-fetch-binding", "ME")]).await;
+        assert!(body.starts_with("err"), "{body}");
+        // At most one diagnosis per origin per second.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let seen = hangup.seen();
+    // Each subrequest: the pool's handshake, then the diagnostic one.
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    assert!(
+        seen.iter().all(|h| h.cn.as_deref() == Some("w1")),
+        "every handshake presents the binding's certificate"
+    );
+    let resumed: Vec<bool> = seen.iter().map(|h| h.resumed).collect();
+    for i in (1..seen.len()).step_by(2) {
+        assert!(
+            !resumed[i],
+            "diagnostic handshake {i} resumed a session (resumed flags, pool and diagnostic in turn: {resumed:?})"
+        );
+    }
 }

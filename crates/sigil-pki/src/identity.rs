@@ -98,12 +98,27 @@ impl IdentityIssuer {
     }
 }
 
-/// When to renew an identity: once two thirds of its lifetime since issuance
-/// have passed (`not_before` is backdated by [`CLOCK_SKEW_SECS`], which does
-/// not count).
-pub fn renew_at(validity: &Validity) -> i64 {
+/// When to renew the identity of `worker`: between one half and two thirds
+/// of its lifetime since issuance (`not_before` is backdated by
+/// [`CLOCK_SKEW_SECS`], which does not count), at a point that depends on the
+/// worker and the certificate, so identities issued together are not all
+/// renewed in the same tick (a handshake storm at every origin).
+pub fn renew_at(validity: &Validity, worker: &str) -> i64 {
     let issued = validity.not_before + CLOCK_SKEW_SECS;
-    issued + (validity.not_after - issued).max(0) * 2 / 3
+    let lifetime = (validity.not_after - issued).max(0);
+    let window = lifetime / 6;
+    let jitter = if window > 0 {
+        // FNV-1a over the worker name and the certificate's start: stable
+        // for one certificate, different across workers and renewals.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in worker.bytes().chain(validity.not_before.to_le_bytes()) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        (h % (window as u64 + 1)) as i64
+    } else {
+        0
+    };
+    issued + lifetime * 2 / 3 - jitter
 }
 
 #[cfg(test)]
@@ -134,8 +149,22 @@ mod tests {
         assert!(!details.is_ca);
         assert!(details.dns_sans.is_empty() && details.ip_sans.is_empty());
         assert_eq!(validity.lifetime_secs(), 3600 + 60);
-        // Renewal after two thirds of the lifetime since issuance (skew excluded).
-        assert_eq!(renew_at(&validity), validity.not_before + 60 + 2400);
+        // Renewal between one half and two thirds of the lifetime since
+        // issuance (skew excluded), spread across workers.
+        let issued = validity.not_before + 60;
+        let times: std::collections::BTreeSet<i64> = (0..100)
+            .map(|i| renew_at(&validity, &format!("worker-{i}")))
+            .collect();
+        assert!(
+            times
+                .iter()
+                .all(|t| (issued + 1800..=issued + 2400).contains(t))
+        );
+        assert!(
+            times.len() > 50,
+            "renewals spread: {} distinct times",
+            times.len()
+        );
 
         let roots = Arc::new(issuer.ca().root_store().unwrap());
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(

@@ -142,6 +142,10 @@ pub enum Body {
     Cn,
     /// `cn=<cn> uri=<uri sans> path=<path>`
     CnAndUri,
+    /// No HTTP at all: every connection is closed right after its TLS
+    /// handshake, which is recorded with path `(handshake)` (a client then
+    /// sees an ambiguous failure).
+    HangUp,
 }
 
 /// A running origin.
@@ -233,6 +237,19 @@ impl Origin {
                             .first()
                             .map(|leaf| PeerCert::parse(leaf.as_ref(), chain.len()))
                     });
+                    if let Body::HangUp = body {
+                        seen.lock().unwrap().push(Seen {
+                            at: unix_now(),
+                            cn: peer.as_ref().and_then(|p| p.cn.clone()),
+                            serial: peer.as_ref().map(|p| p.serial.clone()),
+                            uris: peer.as_ref().map(|p| p.uris.clone()).unwrap_or_default(),
+                            peer,
+                            path: "(handshake)".into(),
+                            resumed,
+                            headers: Vec::new(),
+                        });
+                        return;
+                    }
                     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let seen = seen.clone();
                         let peer = peer.clone();
@@ -262,6 +279,7 @@ impl Origin {
                                 Body::Cn => {
                                     format!("cn={} path={path}", cn.as_deref().unwrap_or("none"))
                                 }
+                                Body::HangUp => String::new(),
                                 Body::CnAndUri => format!(
                                     "cn={} uri={} path={path}",
                                     cn.as_deref().unwrap_or("none"),

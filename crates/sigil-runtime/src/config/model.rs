@@ -1,7 +1,7 @@
 //! The shape of `sigil.toml`, as serde reads it. Unknown keys are errors.
 
 use super::limits::LimitOverrides;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// The whole manifest.
@@ -34,7 +34,7 @@ pub struct Manifest {
 }
 
 /// `[server]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
     /// Plain HTTP listen address, e.g. `127.0.0.1:8080`.
@@ -209,6 +209,38 @@ pub struct WorkerSection {
     /// Variables the worker reads as environment variables (`std::env::var`).
     #[serde(default)]
     pub vars: std::collections::BTreeMap<String, String>,
+}
+
+impl ServerSection {
+    /// The keys of `[server]` that apply only at start: a reload that
+    /// changes them keeps the values the server started with.
+    pub const RESTART_KEYS: [&'static str; 12] = [
+        "http",
+        "https",
+        "admin",
+        "reload_poll_secs",
+        "max_instances",
+        "module_cache",
+        "header_read_timeout_ms",
+        "body_idle_timeout_ms",
+        "write_timeout_ms",
+        "keepalive_idle_secs",
+        "tls_handshake_timeout_ms",
+        "max_connections",
+    ];
+
+    /// The [`Self::RESTART_KEYS`] whose value differs between `self` and
+    /// `other`.
+    pub fn restart_keys_changed(&self, other: &ServerSection) -> Vec<&'static str> {
+        let (a, b) = (toml::Table::try_from(self), toml::Table::try_from(other));
+        let (Ok(a), Ok(b)) = (a, b) else {
+            return Vec::new();
+        };
+        Self::RESTART_KEYS
+            .into_iter()
+            .filter(|k| a.get(*k) != b.get(*k))
+            .collect()
+    }
 }
 
 /// The certificate name that refers to a worker's own Sigil identity.

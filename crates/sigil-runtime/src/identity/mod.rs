@@ -5,7 +5,7 @@
 
 use crate::config::Findings;
 use crate::state::{Generation, IdentityEntry};
-use crate::telemetry::metrics::{WorkerLabel, metrics};
+use crate::telemetry::metrics::{CertificateLabel, WorkerLabel, metrics};
 use sigil_pki::{CertificateAuthority, IdentityIssuer, RotatingCert};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -52,7 +52,7 @@ pub fn issue(
     Ok(Arc::new(IdentityEntry {
         worker: worker.clone(),
         cert: Arc::new(RotatingCert::new(key)),
-        renew_at: AtomicI64::new(sigil_pki::renew_at(&validity)),
+        renew_at: AtomicI64::new(sigil_pki::renew_at(&validity, worker)),
         not_after: AtomicI64::new(validity.not_after),
     }))
 }
@@ -60,7 +60,6 @@ pub fn issue(
 /// Renew the identities of `generation` that reached their renewal time.
 pub fn renew_due(generation: &Generation) {
     let Some(issuer) = &generation.issuer else {
-        generation.export_expiry_metrics();
         return;
     };
     let now = sigil_pki::unix_now();
@@ -71,10 +70,17 @@ pub fn renew_due(generation: &Generation) {
         match issuer.issue_for_worker(&entry.worker, generation.identity_ttl) {
             Ok((key, validity, _)) => {
                 entry.cert.replace(key);
-                entry
-                    .renew_at
-                    .store(sigil_pki::renew_at(&validity), Ordering::Relaxed);
+                entry.renew_at.store(
+                    sigil_pki::renew_at(&validity, &entry.worker),
+                    Ordering::Relaxed,
+                );
                 entry.not_after.store(validity.not_after, Ordering::Relaxed);
+                metrics()
+                    .certificate_not_after
+                    .get_or_create(&CertificateLabel {
+                        certificate: format!("identity:{}", entry.worker).into(),
+                    })
+                    .set(validity.not_after);
                 metrics()
                     .identity_renewals
                     .get_or_create(&WorkerLabel {
@@ -86,5 +92,4 @@ pub fn renew_due(generation: &Generation) {
             Err(e) => tracing::error!(worker = %entry.worker, "identity renewal failed: {e}"),
         }
     }
-    generation.export_expiry_metrics();
 }

@@ -94,26 +94,41 @@ impl GuardedResolver {
     }
 }
 
+impl GuardedResolver {
+    /// The addresses of `host` (a name) this resolver lets a connection use,
+    /// with `port`: internal ones only for explicitly allowed names.
+    pub async fn lookup(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let trusted = self.explicit.contains(&host);
+        let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await?
+            .collect();
+        let (kept, blocked): (Vec<SocketAddr>, Vec<SocketAddr>) = found
+            .into_iter()
+            .partition(|a| trusted || internal_kind(a.ip()).is_none());
+        if kept.is_empty() {
+            let why = blocked
+                .first()
+                .and_then(|a| internal_kind(a.ip()).map(|k| format!("{} is {k}", a.ip())))
+                .unwrap_or_else(|| "no address".into());
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{host} resolves only to internal addresses ({why}); workers reach those only when allowed_outbound_hosts names the host explicitly (\"*\" does not)"
+                ),
+            ));
+        }
+        Ok(kept)
+    }
+}
+
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
-        let trusted = self.explicit.contains(&host);
+        let resolver = GuardedResolver {
+            explicit: self.explicit.clone(),
+        };
         Box::pin(async move {
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let (kept, blocked): (Vec<SocketAddr>, Vec<SocketAddr>) = found
-                .into_iter()
-                .partition(|a| trusted || internal_kind(a.ip()).is_none());
-            if kept.is_empty() {
-                let why = blocked
-                    .first()
-                    .and_then(|a| internal_kind(a.ip()).map(|k| format!("{} is {k}", a.ip())))
-                    .unwrap_or_else(|| "no address".into());
-                let message = format!(
-                    "{host} resolves only to internal addresses ({why}); workers reach those only when allowed_outbound_hosts names the host explicitly (\"*\" does not)"
-                );
-                return Err(message.into());
-            }
+            let kept = resolver.lookup(name.as_str(), 0).await?;
             let addrs: Addrs = Box::new(kept.into_iter());
             Ok(addrs)
         })

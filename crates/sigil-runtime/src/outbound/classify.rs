@@ -5,20 +5,52 @@ use sigil_sdk::wire::FetchError;
 use std::time::Duration;
 
 /// Turn a client error into the variant that names its cause.
+/// Which timeouts applied to a subrequest, so a failure can name the one
+/// that fired.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Timeouts {
+    /// The whole subrequest (the fetch's own timeout, or what was left of
+    /// the request's deadline).
+    pub request: Duration,
+    /// Establishing a connection: TCP connect and TLS handshake
+    /// (`outbound.connect_timeout_ms`).
+    pub connect: Duration,
+}
+
+/// The timeout that fired: establishing the connection, or the subrequest.
+fn timed_out(
+    err: &reqwest::Error,
+    binding: Option<String>,
+    host: String,
+    timeouts: Timeouts,
+) -> FetchError {
+    if err.is_connect() && timeouts.connect < timeouts.request {
+        return FetchError::ConnectFailed {
+            binding,
+            host,
+            cause: format!(
+                "no connection within {} ms (TCP connect and TLS handshake; outbound.connect_timeout_ms)",
+                timeouts.connect.as_millis()
+            ),
+        };
+    }
+    FetchError::Timeout {
+        binding,
+        host,
+        after_ms: timeouts.request.as_millis() as u64,
+    }
+}
+
 pub(super) fn classify(
     err: &reqwest::Error,
     binding: &Option<String>,
     host: &str,
-    timeout: Duration,
+    timeouts: Timeouts,
 ) -> FetchError {
     let binding = binding.clone();
     let host = host.to_string();
     if err.is_timeout() {
-        return FetchError::Timeout {
-            binding,
-            host,
-            after_ms: timeout.as_millis() as u64,
-        };
+        return timed_out(err, binding, host, timeouts);
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {

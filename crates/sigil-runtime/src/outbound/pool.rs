@@ -96,6 +96,16 @@ impl ClientPool {
         })
     }
 
+    /// The resolver this pool's connections use.
+    pub fn resolver(&self) -> GuardedResolver {
+        GuardedResolver::new(self.explicit.clone())
+    }
+
+    /// How long establishing a connection may take.
+    pub fn connect_timeout(&self) -> Duration {
+        self.settings.connect_timeout
+    }
+
     /// The connection pool for the current certificate.
     pub(crate) fn http(&self) -> Arc<reqwest::Client> {
         if let Some(cert) = &self.client_cert

@@ -152,6 +152,32 @@ impl Pools {
         Ok(pool)
     }
 
+    /// The roots that verify origins reached with certificate `c`: its own
+    /// `ca` bundle, or the outbound roots.
+    fn certificate_roots(
+        &self,
+        c: &CertificateSection,
+        item: &str,
+        findings: &mut Findings<'_>,
+    ) -> Option<Arc<RootCertStore>> {
+        match &c.ca {
+            Some(ca) => {
+                findings.read(ca);
+                match sigil_pki::load_ca_bundle(ca) {
+                    Ok(cas) => Some(tls::root_store(&cas, c.system_roots.unwrap_or(false))),
+                    Err(e) => {
+                        findings.error(item, e.to_string());
+                        None
+                    }
+                }
+            }
+            None if c.system_roots == Some(false) => {
+                Some(tls::root_store(&self.outbound_cas, false))
+            }
+            None => Some(self.roots.clone()),
+        }
+    }
+
     /// Load one `[[certificates]]` entry and build (or reuse) its pool.
     fn add_certificate(
         &mut self,
@@ -185,16 +211,8 @@ impl Pools {
             label: format!("certificate:{}", c.name),
             not_after: loaded.validity.not_after,
         });
-        let roots = match &c.ca {
-            Some(ca) => {
-                findings.read(ca);
-                match sigil_pki::load_ca_bundle(ca) {
-                    Ok(cas) => tls::root_store(&cas, c.system_roots.unwrap_or(false)),
-                    Err(e) => return findings.error(&item, e.to_string()),
-                }
-            }
-            None if c.system_roots == Some(false) => tls::root_store(&self.outbound_cas, false),
-            None => self.roots.clone(),
+        let Some(roots) = self.certificate_roots(c, &item, findings) else {
+            return;
         };
         let mut inputs = vec![c.cert.clone(), c.key.clone()];
         inputs.extend(c.ca.clone());

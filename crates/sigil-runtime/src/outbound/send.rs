@@ -1,6 +1,6 @@
 //! Sending one subrequest and naming its failure precisely.
 
-use super::classify::{classify, classify_tls};
+use super::classify::{Timeouts, classify, classify_tls};
 use super::pool::ClientPool;
 use crate::headers::{ForwardedClientCert, Hop, is_not_forwarded, is_runtime_owned};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -20,6 +20,16 @@ pub(super) struct Job {
     pub worker: Arc<str>,
     pub forward: Option<Arc<ForwardedClientCert>>,
     pub hop: Hop,
+}
+
+impl Job {
+    /// The timeouts that applied to this subrequest through `pool`.
+    fn timeouts(&self, pool: &ClientPool) -> Timeouts {
+        Timeouts {
+            request: self.timeout,
+            connect: pool.connect_timeout(),
+        }
+    }
 }
 
 /// The subrequest's headers: the worker's, minus those that never cross a
@@ -71,11 +81,10 @@ pub(super) async fn send(pool: Arc<ClientPool>, mut job: Job) -> FetchResult {
     let response = match sent {
         Ok(r) => r,
         Err(e) => {
-            let mut error = classify(&e, &job.binding, &job.origin, job.timeout);
+            let mut error = classify(&e, &job.binding, &job.origin, job.timeouts(&pool));
             if is_https
                 && matches!(error, FetchError::Other { .. })
-                && let Some(tls) =
-                    super::diagnose::tls_verdict(pool.tls.clone(), &job.host, job.port).await
+                && let Some(tls) = super::diagnose::tls_verdict(&pool, &job.host, job.port).await
             {
                 error = classify_tls(&tls, job.binding.clone(), job.origin.clone());
             }
@@ -83,11 +92,15 @@ pub(super) async fn send(pool: Arc<ClientPool>, mut job: Job) -> FetchResult {
         }
     };
 
-    read_response(response, &job).await
+    read_response(response, &job, job.timeouts(&pool)).await
 }
 
 /// The origin's response, its body read within `job.max_body`.
-async fn read_response(mut response: reqwest::Response, job: &Job) -> FetchResult {
+async fn read_response(
+    mut response: reqwest::Response,
+    job: &Job,
+    timeouts: Timeouts,
+) -> FetchResult {
     let status = response.status().as_u16();
     let headers = response
         .headers()
@@ -118,7 +131,7 @@ async fn read_response(mut response: reqwest::Response, job: &Job) -> FetchResul
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => break,
-            Err(e) => return Err(classify(&e, &job.binding, &job.origin, job.timeout)),
+            Err(e) => return Err(classify(&e, &job.binding, &job.origin, timeouts)),
         }
     }
     Ok(WireResponse {

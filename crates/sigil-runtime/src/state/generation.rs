@@ -60,27 +60,42 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// Set `sigil_certificate_expiry_seconds` for every certificate of this
-    /// generation, identities included.
-    pub fn export_expiry_metrics(&self) {
-        let gauge = &metrics().certificate_expiry;
-        gauge.clear();
-        let now = sigil_pki::unix_now();
-        let set = |label: &str, not_after: i64| {
+    /// The `certificate` labels of this generation with their notAfter.
+    fn not_afters(&self) -> Vec<(String, i64)> {
+        let mut all: Vec<(String, i64)> = self
+            .expiries
+            .iter()
+            .map(|e| (e.label.clone(), e.not_after))
+            .collect();
+        all.extend(self.identities.iter().map(|e| {
+            (
+                format!("identity:{}", e.worker),
+                e.not_after.load(Ordering::Relaxed),
+            )
+        }));
+        all
+    }
+
+    /// Set `sigil_certificate_not_after_seconds` for every certificate of
+    /// this generation, and remove the series of certificates `previous`
+    /// had and this one has not. Called once per load, reload and renewal:
+    /// a scrape never finds the family empty.
+    pub fn export_not_after(&self, previous: Option<&Generation>) {
+        let gauge = &metrics().certificate_not_after;
+        let now = self.not_afters();
+        for (label, not_after) in &now {
             gauge
                 .get_or_create(&CertificateLabel {
-                    certificate: label.into(),
+                    certificate: label.as_str().into(),
                 })
-                .set((not_after - now) as f64);
-        };
-        for e in &self.expiries {
-            set(&e.label, e.not_after);
+                .set(*not_after);
         }
-        for e in &self.identities {
-            set(
-                &format!("identity:{}", e.worker),
-                e.not_after.load(Ordering::Relaxed),
-            );
+        for (label, _) in previous.map(Generation::not_afters).unwrap_or_default() {
+            if !now.iter().any(|(l, _)| *l == label) {
+                gauge.remove(&CertificateLabel {
+                    certificate: label.as_str().into(),
+                });
+            }
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct Built {
     pub generation: Generation,
     /// What it was built from, for reuse by the next reload (see [`Loader::commit`]).
     pub parts: Parts,
+    /// The manifest's `[server]` section (only some of it applies on reload).
+    pub server: crate::config::ServerSection,
 }
 
 /// The parts of the generation being served that the next build may reuse.
@@ -146,6 +148,7 @@ impl Loader {
                 pools: pools.next,
                 policies,
             },
+            server: m.manifest.server.clone(),
         })
     }
 

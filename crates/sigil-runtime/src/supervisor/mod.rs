@@ -71,7 +71,7 @@ impl Server {
         for w in &built.generation.warnings {
             tracing::warn!("{w}");
         }
-        built.generation.export_expiry_metrics();
+        built.generation.export_not_after(None);
         loader.commit(built.parts);
         let (tx, reloads) = mpsc::channel(16);
         Ok(Server {
@@ -140,6 +140,7 @@ impl Server {
             self.runtime.clone(),
             self.loader.clone(),
             self.manifest.path.clone(),
+            self.manifest.manifest.server.clone(),
             self.reloads,
             stop.clone(),
         ));
@@ -195,15 +196,19 @@ async fn bind(addr: &Option<String>, what: &str) -> anyhow::Result<Option<TcpLis
     }
 }
 
-/// Renew identities (and refresh expiry metrics) every half second.
+/// Renew identities that are due, every half second, off the async threads
+/// (issuing signs certificates: CPU work that must not stall requests).
 fn spawn_renewal(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
-                _ = tick.tick() => crate::identity::renew_due(&runtime.current()),
+                _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
+            let generation = runtime.current();
+            let _ =
+                tokio::task::spawn_blocking(move || crate::identity::renew_due(&generation)).await;
         }
     });
 }

@@ -4,9 +4,10 @@
 //! in whole — or keeps serving the current one and says why.
 
 use super::{Built, Loader};
+use crate::config::ServerSection;
 use crate::config::{self, ManifestError, ManifestErrors};
 use crate::state::{ReloadRequest, Runtime};
-use crate::telemetry::metrics::{ReloadLabels, ReloadResult, metrics};
+use crate::telemetry::metrics::{ReloadLabels, ReloadResult, SettingLabel, metrics};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -45,6 +46,7 @@ pub(super) async fn run(
     runtime: Arc<Runtime>,
     loader: Arc<Loader>,
     manifest: PathBuf,
+    started: ServerSection,
     mut requests: mpsc::Receiver<ReloadRequest>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -64,19 +66,58 @@ pub(super) async fn run(
             _ = stop.changed() => return,
         };
         let outcome = reload(&runtime, &loader, &jobs, &manifest, request.trigger).await;
+        if let Ok(server) = &outcome {
+            warn_restart_keys(&started, server);
+        }
+        let outcome = outcome.map(|_| ());
         let _ = request.reply.send(outcome);
     }
 }
 
 /// Re-read the manifest and every file it names, validate everything, and
 /// swap in the new generation; on any error keep serving the current one.
+/// Say which `[server]` settings a reload changed that apply only at start.
+fn warn_restart_keys(started: &ServerSection, now: &ServerSection) {
+    for key in started.restart_keys_changed(now) {
+        tracing::warn!(
+            key,
+            "server.{key} changed; it applies only at start: restart to apply it (still using the value Sigil started with)"
+        );
+        metrics()
+            .reload_ignored_settings
+            .get_or_create(&SettingLabel { key: key.into() })
+            .inc();
+    }
+}
+
+/// Swap in `built` (requests in flight keep their generation).
+fn swap_in(
+    runtime: &Runtime,
+    loader: &Loader,
+    built: Built,
+    trigger: &'static str,
+) -> ServerSection {
+    for w in &built.generation.warnings {
+        tracing::warn!("{w}");
+    }
+    let previous = runtime.current();
+    runtime.swap(built.generation);
+    loader.commit(built.parts);
+    runtime.current().export_not_after(Some(&previous));
+    tracing::info!(trigger, "configuration reloaded");
+    built.server
+}
+
+/// Re-read the manifest and every file it names, validate everything, and
+/// swap in the new generation (returning its `[server]` section); on any
+/// error keep serving the current one.
 async fn reload(
     runtime: &Runtime,
     loader: &Loader,
     jobs: &std::sync::mpsc::Sender<Job>,
     manifest: &Path,
     trigger: &'static str,
-) -> Result<(), ManifestErrors> {
+) -> Result<ServerSection, ManifestErrors> {
     let (reply, result) = oneshot::channel();
     let failed = |message: String| {
         Err(ManifestErrors(vec![ManifestError {
@@ -92,16 +133,7 @@ async fn reload(
         Err(_) => failed("the loader thread stopped".into()),
     };
     let result = match built {
-        Ok(built) => {
-            for w in &built.generation.warnings {
-                tracing::warn!("{w}");
-            }
-            runtime.swap(built.generation);
-            loader.commit(built.parts);
-            runtime.current().export_expiry_metrics();
-            tracing::info!(trigger, "configuration reloaded");
-            Ok(())
-        }
+        Ok(built) => Ok(swap_in(runtime, loader, built, trigger)),
         Err(errors) => {
             tracing::error!(
                 trigger,
@@ -111,7 +143,7 @@ async fn reload(
         }
     };
     let result_label = match result {
-        Ok(()) => ReloadResult::ok,
+        Ok(_) => ReloadResult::ok,
         Err(_) => ReloadResult::failed,
     };
     metrics()

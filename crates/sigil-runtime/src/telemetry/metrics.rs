@@ -12,7 +12,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry};
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
 /// Upper bounds (seconds) of the latency histogram buckets.
@@ -150,6 +149,13 @@ pub enum ReloadResult {
     failed,
 }
 
+/// Labels of `sigil_reload_ignored_settings_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SettingLabel {
+    /// A `[server]` key that applies only at start (`server.https`, ...).
+    pub key: Arc<str>,
+}
+
 /// Labels of `sigil_reloads_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -157,7 +163,7 @@ pub struct ReloadLabels {
     pub result: ReloadResult,
 }
 
-/// Labels of `sigil_certificate_expiry_seconds`.
+/// Labels of `sigil_certificate_not_after_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CertificateLabel {
     /// `certificate:<name>`, `hostname:<name>` or `identity:<worker>`.
@@ -246,7 +252,9 @@ pub struct Metrics {
     /// Inbound TLS handshakes by hostname and result.
     pub tls_handshakes: Family<HandshakeLabels, Counter>,
     /// Seconds until each certificate expires.
-    pub certificate_expiry: Family<CertificateLabel, Gauge<f64, AtomicU64>>,
+    pub certificate_not_after: Family<CertificateLabel, Gauge<i64>>,
+    /// Reloads that changed a setting applied only at start, by key.
+    pub reload_ignored_settings: Family<SettingLabel, Counter>,
     /// Configuration reloads by result.
     pub reloads: Family<ReloadLabels, Counter>,
     /// Worker identity renewals by worker.
@@ -305,10 +313,16 @@ impl Metrics {
                 "Inbound TLS handshakes by hostname and result (ok, or the failure reason)",
                 Family::default(),
             ),
-            certificate_expiry: registered(
+            certificate_not_after: registered(
                 &mut r,
-                "sigil_certificate_expiry_seconds",
-                "Seconds until each certificate expires",
+                "sigil_certificate_not_after_seconds",
+                "When each certificate expires (its notAfter), unix seconds; alert on it minus time()",
+                Family::default(),
+            ),
+            reload_ignored_settings: registered(
+                &mut r,
+                "sigil_reload_ignored_settings",
+                "Reloads that changed a [server] setting applied only at start (restart to apply it), by key",
                 Family::default(),
             ),
             reloads: registered(
