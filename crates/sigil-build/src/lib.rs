@@ -1,31 +1,44 @@
 //! # sigil-build
 //!
-//! Building Sigil workers from source into `wasm32-wasip1` modules, adding
-//! the rustup target first when it is missing. Used by `sigil build`,
-//! `sigil dev`, the tests and the benchmarks.
+//! Building Sigil workers from source, installing what the build needs
+//! first when it is missing (with progress, or an error naming what to
+//! install). Used by `sigil build`, `sigil dev`, the tests and the
+//! benchmarks:
 //!
-//! A worker's `module` path says where the build puts it:
-//! `<target-dir>/wasm32-wasip1/<profile>/<crate_name>.wasm`.
+//! - `sigil-sdk` workers: Rust crates built for `wasm32-wasip1` ([`build`]);
+//! - `wasi:http` components: Rust crates built for `wasm32-wasip2`
+//!   ([`build_components`]), JavaScript with componentize-js ([`js`]),
+//!   Python with componentize-py ([`python`]).
+//!
+//! A Rust worker's `module` path says where the build puts it:
+//! `<target-dir>/<target>/<profile>/<crate_name>.wasm`.
+
+pub mod js;
+pub mod python;
+pub mod wit;
 
 use anyhow::{Context as _, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The wasm target workers are built for.
+/// The wasm target `sigil-sdk` workers are built for.
 pub const WASM_TARGET: &str = "wasm32-wasip1";
+
+/// The wasm target Rust `wasi:http` components are built for.
+pub const COMPONENT_TARGET: &str = "wasm32-wasip2";
 
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-fn target_installed() -> bool {
+fn target_installed(target: &str) -> bool {
     let Ok(out) = Command::new("rustc").args(["--print", "sysroot"]).output() else {
         return false;
     };
     let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
     Path::new(&sysroot)
         .join("lib/rustlib")
-        .join(WASM_TARGET)
+        .join(target)
         .join("lib")
         .is_dir()
 }
@@ -33,22 +46,28 @@ fn target_installed() -> bool {
 /// Make sure the `wasm32-wasip1` standard library is installed, adding it
 /// with rustup when it is not.
 pub fn ensure_wasm_target(progress: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
-    if target_installed() {
+    ensure_target(WASM_TARGET, progress)
+}
+
+/// Make sure the standard library of `target` is installed, adding it with
+/// rustup when it is not.
+pub fn ensure_target(target: &str, progress: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+    if target_installed(target) {
         return Ok(());
     }
     progress(&format!(
-        "the {WASM_TARGET} target is not installed; adding it with `rustup target add {WASM_TARGET}` (one-time download)"
+        "the {target} target is not installed; adding it with `rustup target add {target}` (one-time download)"
     ));
     let status = Command::new("rustup")
-        .args(["target", "add", WASM_TARGET])
+        .args(["target", "add", target])
         .status()
-        .context(
-            "cannot run rustup; install the target by hand: rustup target add wasm32-wasip1",
-        )?;
-    if !status.success() || !target_installed() {
-        bail!("`rustup target add {WASM_TARGET}` failed; run it by hand and try again");
+        .with_context(|| {
+            format!("cannot run rustup; install the target by hand: rustup target add {target}")
+        })?;
+    if !status.success() || !target_installed(target) {
+        bail!("`rustup target add {target}` failed; run it by hand and try again");
     }
-    progress(&format!("added the {WASM_TARGET} target"));
+    progress(&format!("added the {target} target"));
     Ok(())
 }
 
@@ -66,10 +85,10 @@ struct Layout {
     profile: String,
 }
 
-fn layout(module: &Path) -> Option<Layout> {
+fn layout(module: &Path, target: &str) -> Option<Layout> {
     let profile_dir = module.parent()?;
     let target_triple_dir = profile_dir.parent()?;
-    if target_triple_dir.file_name()? != WASM_TARGET {
+    if target_triple_dir.file_name()? != target {
         return None;
     }
     Some(Layout {
@@ -96,20 +115,38 @@ fn package_name(dir: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("{}: no [package] name", manifest.display()))
 }
 
-/// Build `crates` (grouped by target dir and profile, one cargo call per
-/// group) so that each module appears at its `module` path.
+/// Build the `sigil-sdk` worker `crates` for `wasm32-wasip1` (grouped by
+/// target dir and profile, one cargo call per group) so that each module
+/// appears at its `module` path.
 pub fn build(crates: &[GuestCrate], progress: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+    build_for(WASM_TARGET, crates, progress)
+}
+
+/// Build the Rust `wasi:http` component `crates` (the `wasi` crate) for
+/// `wasm32-wasip2`, like [`build`].
+pub fn build_components(
+    crates: &[GuestCrate],
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<()> {
+    build_for(COMPONENT_TARGET, crates, progress)
+}
+
+fn build_for(
+    target: &str,
+    crates: &[GuestCrate],
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<()> {
     if crates.is_empty() {
         return Ok(());
     }
-    ensure_wasm_target(progress)?;
+    ensure_target(target, progress)?;
     // (target dir, profile, [(package name, crate)])
     type Group<'a> = (PathBuf, String, Vec<(String, &'a GuestCrate)>);
     let mut groups: Vec<Group<'_>> = Vec::new();
     for c in crates {
-        let Some(l) = layout(&c.module) else {
+        let Some(l) = layout(&c.module, target) else {
             bail!(
-                "{}: to be built by sigil, a module path must look like <target-dir>/{WASM_TARGET}/<profile>/<crate>.wasm",
+                "{}: to be built by sigil, a module path must look like <target-dir>/{target}/<profile>/<crate>.wasm",
                 c.module.display()
             );
         };
@@ -131,20 +168,14 @@ pub fn build(crates: &[GuestCrate], progress: &mut dyn FnMut(&str)) -> anyhow::R
     for (target_dir, profile, members) in groups {
         let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
         progress(&format!(
-            "building {} for {WASM_TARGET} ({profile} profile)",
+            "building {} for {target} ({profile} profile)",
             names.join(", ")
         ));
         let mut cmd = Command::new(cargo());
         cmd.arg("build")
             .arg("--manifest-path")
             .arg(members[0].1.dir.join("Cargo.toml"))
-            .args([
-                "--target",
-                WASM_TARGET,
-                "--profile",
-                &profile,
-                "--target-dir",
-            ])
+            .args(["--target", target, "--profile", &profile, "--target-dir"])
             .arg(&target_dir);
         for n in &names {
             cmd.args(["-p", n]);

@@ -3,6 +3,7 @@
 //! forwarded to origins (RFC 9440 `Client-Cert` / `Client-Cert-Chain` and
 //! Envoy's `x-forwarded-client-cert`).
 
+pub mod client_cert;
 pub mod xfcc;
 
 use base64::Engine as _;
@@ -36,15 +37,34 @@ pub const HOPS: &str = "sigil-hops";
 /// that comes back to Sigil does not start a fresh deadline.
 pub const DEADLINE_MS: &str = "sigil-deadline-ms";
 
+/// The request header a component worker sets on an outgoing request to
+/// choose one of its bindings (or `none`); Sigil removes it before the
+/// request leaves, and strips it from inbound requests so a client can never
+/// choose for a worker that copies headers through.
+pub const BINDING: &str = "sigil-binding";
+
 /// Headers only Sigil sets: removed from every inbound request, and a
 /// worker's copies are dropped from its subrequests.
-pub const RUNTIME_OWNED: [&str; 6] = [
+pub const RUNTIME_OWNED: [&str; 19] = [
     "sigil-worker",
     "client-cert",
     "client-cert-chain",
     "x-forwarded-client-cert",
     HOPS,
     DEADLINE_MS,
+    BINDING,
+    client_cert::PRESENTED,
+    client_cert::VERIFIED,
+    client_cert::REVOKED,
+    client_cert::SUBJECT,
+    client_cert::ISSUER,
+    client_cert::SERIAL,
+    client_cert::SHA256,
+    client_cert::NOT_BEFORE,
+    client_cert::NOT_AFTER,
+    client_cert::DNS_SANS,
+    client_cert::URI_SANS,
+    client_cert::SPIFFE_ID,
 ];
 
 /// What an inbound request says about the requests it came from.

@@ -6,6 +6,7 @@
 //! (`worker "reader"`, `hostname "pay.alpha.example"`, ...) and what to do.
 //! All problems are reported at once.
 
+pub mod build;
 pub mod connections;
 mod findings;
 pub mod limits;
@@ -13,6 +14,7 @@ mod model;
 pub mod origins;
 mod validate;
 
+pub use build::{BuildSection, Lang, LangBuild};
 pub use connections::ConnectionSettings;
 pub use findings::{Findings, fingerprint};
 pub use limits::{LimitExceeded, LimitOverrides, Limits};
@@ -176,7 +178,7 @@ fn resolve_paths(m: &mut Manifest, base: &Path) {
     for w in &mut m.workers {
         fix(&mut w.module);
         if let Some(b) = &mut w.build {
-            fix(b);
+            b.paths_mut().into_iter().for_each(fix);
         }
     }
 }

@@ -191,8 +191,12 @@ pub struct WorkerSection {
     pub name: String,
     /// Path of the compiled `.wasm` module.
     pub module: PathBuf,
-    /// Cargo crate directory that `sigil build` / `sigil dev` compiles into `module`.
-    pub build: Option<PathBuf>,
+    /// How `sigil build` / `sigil dev` make `module`: a `sigil-sdk` crate
+    /// directory, or `{ lang = "rust" | "rust-component" | "js" | "python", dir | entry }`.
+    pub build: Option<super::BuildSection>,
+    /// Component workers only: one instance serves up to this many requests
+    /// one after another (default 1: a fresh instance per request).
+    pub instance_reuse: Option<u32>,
     /// Origins this worker may call: `https://host[:port]`, `http://...`, `*://host`, or `*`.
     #[serde(default)]
     pub allowed_outbound_hosts: Vec<String>,

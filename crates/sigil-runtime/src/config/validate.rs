@@ -279,6 +279,15 @@ fn workers<'m>(
         for problem in check_overrides(&w.limits) {
             p.add(&item, format!("limits: {problem}"));
         }
+        if let Some(problem) = w.build.as_ref().and_then(|b| b.problem()) {
+            p.add(&item, problem);
+        }
+        if w.instance_reuse == Some(0) {
+            p.add(
+                &item,
+                "instance_reuse must be at least 1 (1: a fresh instance per request)",
+            );
+        }
     }
     names
 }

@@ -8,6 +8,7 @@
 
 mod abi;
 mod cache;
+pub mod component;
 mod cpu;
 mod invoke;
 mod module;

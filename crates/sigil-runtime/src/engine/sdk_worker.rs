@@ -3,8 +3,7 @@
 
 use super::{CallContext, Engine, Subrequests, WorkerModule};
 use crate::config::Limits;
-use crate::state::{WorkerError, WorkerFuture, WorkerHandler, WorkerRequest};
-use bytes::Bytes;
+use crate::state::{WorkerBody, WorkerError, WorkerFuture, WorkerHandler, WorkerRequest};
 use http::{HeaderName, HeaderValue, StatusCode};
 use sigil_sdk::wire::{Invocation, WireRequest, WireResponse};
 use std::sync::Arc;
@@ -59,7 +58,8 @@ fn invocation(worker: &str, request: &WorkerRequest) -> Invocation {
             method: request.head.method.as_str().to_string(),
             url: request.url(),
             headers,
-            body: request.body.to_vec(),
+            // The service reads the body whole for SDK workers.
+            body: request.body.buffered().unwrap_or_default().to_vec(),
         },
         client_auth: request.connection.client_auth.as_deref().cloned(),
         worker: worker.to_string(),
@@ -68,8 +68,8 @@ fn invocation(worker: &str, request: &WorkerRequest) -> Invocation {
 }
 
 /// The guest's response as HTTP; headers that are not valid HTTP are dropped.
-fn into_http(wire: WireResponse) -> http::Response<Bytes> {
-    let mut resp = http::Response::new(Bytes::from(wire.body));
+fn into_http(wire: WireResponse) -> http::Response<WorkerBody> {
+    let mut resp = http::Response::new(WorkerBody::full(wire.body));
     *resp.status_mut() =
         StatusCode::from_u16(wire.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in wire.headers {

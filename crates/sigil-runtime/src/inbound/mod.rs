@@ -11,6 +11,7 @@ pub mod host_rule;
 pub mod limit;
 pub mod listener;
 pub mod service;
+mod streaming;
 mod timeouts;
 pub mod tls;
 

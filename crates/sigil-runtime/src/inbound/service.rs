@@ -6,20 +6,20 @@ use super::host_rule::{self, Authenticated};
 use super::timeouts::{BodyIdleTimeout, IdleTimeoutBody};
 use crate::authority::Authority;
 use crate::headers::{Hop, is_not_forwarded, strip_inbound};
-use crate::state::{ConnectionInfo, Generation, Runtime, Worker, WorkerRequest};
+use crate::state::{ConnectionInfo, Generation, Runtime, Worker, WorkerBody, WorkerRequest};
 use crate::telemetry::metrics::{
     RequestLabels, WorkerErrorKind, WorkerErrorLabels, WorkerLabel, metrics,
 };
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn text(status: u16, body: String) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+fn text(status: u16, body: String) -> Response<WorkerBody> {
+    let mut resp = Response::new(WorkerBody::full(body));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -58,7 +58,7 @@ fn framing_problem(headers: &http::HeaderMap) -> Option<String> {
 }
 
 /// A request's outcome: the worker that served it (`-` for none) and the response.
-type Served = (Arc<str>, Response<Full<Bytes>>);
+type Served = (Arc<str>, Response<WorkerBody>);
 
 fn no_worker(status: u16, message: String) -> Served {
     ("-".into(), text(status, message))
@@ -87,7 +87,7 @@ pub async fn serve(
     runtime: Arc<Runtime>,
     conn: Arc<ConnectionInfo>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<WorkerBody>, Infallible> {
     let started = Instant::now();
     let request_id: Arc<str> = runtime.next_request_id().into();
     let span = tracing::info_span!("request", id = %request_id);
@@ -160,7 +160,7 @@ async fn serve_inner(
         return no_worker(404, format!("no route for {host}{path}\n"));
     };
     let hop = Hop::of(req.headers());
-    let (_slot, deadline) = match admit(&worker, &generation, hop) {
+    let (slot, deadline) = match admit(&worker, &generation, hop) {
         Ok(admitted) => admitted,
         Err(refused) => return *refused,
     };
@@ -173,9 +173,17 @@ async fn serve_inner(
         req.headers_mut().insert(http::header::HOST, v);
     }
     let (head, body) = req.into_parts();
-    let body = match read_body(&worker, &head, body).await {
-        Ok(body) => body,
-        Err(resp) => return (label, resp),
+    let body = if worker.handler.streams_bodies() {
+        // Component workers: streamed, counted as it passes.
+        match super::streaming::streaming_body(worker.limits.max_request_body, &head, body) {
+            Ok(body) => body,
+            Err(failure) => return (label, text(failure.status(), format!("{failure}\n"))),
+        }
+    } else {
+        match read_body(&worker, &head, body).await {
+            Ok(body) => WorkerBody::full(body),
+            Err(resp) => return (label, resp),
+        }
     };
     let request = WorkerRequest {
         head,
@@ -186,7 +194,7 @@ async fn serve_inner(
         deadline,
         hop,
     };
-    (label, run(&worker, request).await)
+    (label, run(&worker, request, slot).await)
 }
 
 /// Whether `worker` may run a request that arrived as `hop` now: not past
@@ -258,7 +266,7 @@ async fn read_body(
     worker: &Worker,
     head: &http::request::Parts,
     body: Incoming,
-) -> Result<Bytes, Response<Full<Bytes>>> {
+) -> Result<Bytes, Response<WorkerBody>> {
     let limit = worker.limits.max_request_body;
     let too_large = || {
         text(
@@ -298,8 +306,13 @@ async fn read_body(
     }
 }
 
-/// Run the worker and turn its outcome into the client's response.
-async fn run(worker: &Worker, request: WorkerRequest) -> Response<Full<Bytes>> {
+/// Run the worker and turn its outcome into the client's response. A
+/// streaming response holds the request's instance slot until it ends.
+async fn run(
+    worker: &Worker,
+    request: WorkerRequest,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Response<WorkerBody> {
     let request_id = request.request_id.clone();
     match worker.handler.handle(request).await {
         Ok(resp) => {
@@ -313,7 +326,7 @@ async fn run(worker: &Worker, request: WorkerRequest) -> Response<Full<Bytes>> {
             for name in names {
                 parts.headers.remove(name);
             }
-            Response::from_parts(parts, Full::new(body))
+            Response::from_parts(parts, body.hold(slot))
         }
         Err(e) => {
             let kind = e.kind();

@@ -11,6 +11,7 @@
 pub mod blocking;
 mod classify;
 mod diagnose;
+mod http;
 mod pool;
 pub mod pools;
 mod send;

@@ -70,7 +70,12 @@ impl WorkerOutbound {
     /// origin, never the admin listener, and an internal address only when
     /// an entry names it explicitly. (Names that resolve to internal
     /// addresses are refused by the pool's resolver.)
-    fn check_destination(&self, scheme: &str, host: &str, port: u16) -> Result<(), FetchError> {
+    pub(super) fn check_destination(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<(), FetchError> {
         let not_allowed = || FetchError::HostNotAllowed {
             origin: format!("{scheme}://{host}:{port}"),
         };

@@ -8,6 +8,7 @@
 //! only [`crate::config`], `sigil-pki` and the leaf modules
 //! ([`crate::headers`], [`crate::telemetry`]).
 
+mod body;
 mod connection;
 mod generation;
 mod hostnames;
@@ -15,6 +16,7 @@ mod router;
 mod runtime;
 mod worker;
 
+pub use body::{BodyError, BodyFailure, WorkerBody};
 pub use connection::ConnectionInfo;
 pub use generation::{CertificateExpiry, Generation, IdentityEntry};
 pub use hostnames::{HostnamePolicies, HostnamePolicy};

@@ -2,11 +2,10 @@
 //! [`WorkerHandler`] that turns one request into one response. The engine
 //! implements the handler; the inbound service calls it.
 
-use super::ConnectionInfo;
+use super::{ConnectionInfo, WorkerBody};
 use crate::config::{LimitExceeded, Limits};
 use crate::headers::Hop;
 use crate::telemetry::metrics::WorkerErrorKind;
-use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -32,8 +31,10 @@ pub struct WorkerRequest {
     pub head: http::request::Parts,
     /// The authority the request was authenticated for.
     pub authority: String,
-    /// The whole body (within the worker's `max_request_body`).
-    pub body: Bytes,
+    /// The body: whole bytes (within the worker's `max_request_body`) for a
+    /// handler that does not [stream](WorkerHandler::streams_bodies), else a
+    /// stream that fails with a [`BodyFailure`](super::BodyFailure) past that limit.
+    pub body: WorkerBody,
     /// What the connection established (client certificate, forwarding).
     pub connection: Arc<ConnectionInfo>,
     /// The request id used in logs and the `sigil-request-id` header.
@@ -59,12 +60,19 @@ impl WorkerRequest {
 
 /// The future a [`WorkerHandler`] returns.
 pub type WorkerFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<http::Response<Bytes>, WorkerError>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<http::Response<WorkerBody>, WorkerError>> + Send + 'a>>;
 
 /// Runs a worker's requests.
 pub trait WorkerHandler: Send + Sync {
     /// Handle one request on a fresh instance.
     fn handle(&self, request: WorkerRequest) -> WorkerFuture<'_>;
+
+    /// Whether the handler takes the request body as a stream (component
+    /// workers). When false (the default; SDK workers), the inbound service
+    /// reads the body whole first.
+    fn streams_bodies(&self) -> bool {
+        false
+    }
 }
 
 /// Why a request did not produce the worker's response.

@@ -3,11 +3,12 @@
 //! routes); this module puts them together and reports every problem at
 //! once.
 
+use super::kinds::Engines;
 use crate::config::{
     Findings, IDENTITY_CERTIFICATE, LoadedManifest, ManifestErrors, WorkerSection, fingerprint,
     parse_allowed_origin,
 };
-use crate::engine::{Engine, SdkWorker};
+use crate::engine::{Engine, EngineSettings};
 use crate::identity;
 use crate::inbound::tls::{PolicyCache, build_policies};
 use crate::outbound::{ClientPool, PoolCache, Pools, WorkerOutbound};
@@ -56,7 +57,7 @@ pub struct Parts {
 /// Builds generations, carrying unchanged pools and identities over from
 /// the generation being served.
 pub struct Loader {
-    engine: Arc<Engine>,
+    engines: Engines,
     serving: Mutex<Parts>,
 }
 
@@ -71,17 +72,18 @@ struct WorkerParts<'a> {
 }
 
 impl Loader {
-    /// A loader compiling workers with `engine`.
-    pub fn new(engine: Arc<Engine>) -> Self {
+    /// A loader compiling SDK workers with `engine`, and component workers
+    /// on a component engine made with `settings` when a manifest has one.
+    pub fn new(engine: Arc<Engine>, settings: EngineSettings) -> Self {
         Loader {
-            engine,
+            engines: Engines::new(engine, settings),
             serving: Mutex::new(Parts::default()),
         }
     }
 
-    /// The wasm engine.
+    /// The wasm engine of SDK workers.
     pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
+        &self.engines.sdk
     }
 
     /// Record that `parts` are now served (after the generation holding them
@@ -161,11 +163,6 @@ impl Loader {
     ) -> Option<Worker> {
         let item = format!("worker \"{}\"", w.name);
         findings.read(&w.module);
-        let module = self
-            .engine
-            .load_module(&w.module)
-            .map_err(|e| findings.error(&item, e.to_string()))
-            .ok();
         let name: Arc<str> = w.name.as_str().into();
         let identity = identity_pool(w, &name, parts)
             .map_err(|e| findings.error(&item, e))
@@ -181,21 +178,15 @@ impl Loader {
         let limits = crate::config::Limits::default()
             .with(&manifest.manifest.limits)
             .with(&w.limits);
-        let handler = SdkWorker {
-            engine: self.engine.clone(),
-            module: module?,
-            name: name.clone(),
-            limits,
-            vars: w.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            subrequests: Arc::new(outbound),
-        };
+        let slots = worker_slots(&manifest.manifest);
+        let handler = self
+            .engines
+            .handler(w, limits, Arc::new(outbound), findings)?;
         Some(Worker {
             name,
             limits,
-            handler: Arc::new(handler),
-            slots: Arc::new(tokio::sync::Semaphore::new(worker_slots(
-                &manifest.manifest,
-            ))),
+            handler,
+            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
         })
     }
 }

@@ -5,6 +5,7 @@
 //! This is the top of the runtime: it wires the layers together and
 //! nothing below imports it.
 
+mod kinds;
 mod load;
 mod reload;
 
@@ -61,12 +62,13 @@ impl Server {
     /// every problem at once.
     pub fn load(path: &Path) -> Result<Server, ManifestErrors> {
         let manifest = config::load(path)?;
-        let engine = Engine::new(&engine_settings(&manifest)).map_err(|e| {
+        let settings = engine_settings(&manifest);
+        let engine = Engine::new(&settings).map_err(|e| {
             ManifestErrors(vec![
                 manifest.error("server", format!("cannot create the wasm engine: {e:#}")),
             ])
         })?;
-        let loader = Arc::new(Loader::new(Arc::new(engine)));
+        let loader = Arc::new(Loader::new(Arc::new(engine), settings));
         let built = loader.build(&manifest)?;
         for w in &built.generation.warnings {
             tracing::warn!("{w}");

@@ -1,0 +1,332 @@
+//! Running one request of a component worker: an instance (fresh, or idle
+//! from an earlier request when reuse is on), the request's limits armed on
+//! its store, `wasi:http/incoming-handler.handle` in a task of its own (the
+//! guest keeps writing its response body after handing over the head), and
+//! every way it can fail turned into the same errors as for SDK workers.
+
+use super::body::{FailureSlot, ResponseBody};
+use super::hooks::ComponentHooks;
+use super::inbound;
+use super::state::ComponentState;
+use super::worker::{ComponentWorker, InstanceReuse};
+use crate::config::LimitExceeded;
+use crate::engine::CallContext;
+use crate::engine::cpu::{CpuMeter, Metered};
+use crate::state::{WorkerBody, WorkerError, WorkerRequest};
+use crate::telemetry::metrics::{WorkerErrorLabels, metrics};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// An instance and the store it lives in (not yet instantiated when fresh).
+pub(super) struct Instance {
+    store: Store<ComponentState>,
+    proxy: Option<Proxy>,
+    served: u32,
+}
+
+/// Idle instances of one worker, when it reuses them.
+pub(super) struct IdlePool {
+    reuse: InstanceReuse,
+    idle: Mutex<Vec<Instance>>,
+}
+
+impl IdlePool {
+    pub(super) fn new(reuse: InstanceReuse) -> Arc<Self> {
+        Arc::new(IdlePool {
+            reuse,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn take(&self) -> Option<Instance> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    /// Keep `instance` for a later request, unless it served its share.
+    fn put(&self, instance: Instance) {
+        if instance.served >= self.reuse.max_requests {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.reuse.max_idle {
+            idle.push(instance);
+        }
+    }
+}
+
+/// A fresh store for `worker`'s requests, its limits armed.
+fn fresh(worker: &ComponentWorker, call: CallContext) -> Instance {
+    let hooks = ComponentHooks {
+        call,
+        outbound: worker.outbound.clone(),
+        started: 0,
+    };
+    let state = ComponentState::new(hooks, worker.limits.memory_bytes, &worker.vars);
+    let mut store = Store::new(&worker.engine.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_callback(|mut cx| {
+        let state = cx.data_mut();
+        let used = state.cpu.tick();
+        let limit = state.hooks.call.limits.cpu;
+        if used > limit {
+            return Err(wasmtime::Error::new(LimitExceeded::Cpu {
+                limit_ms: limit.as_millis() as u64,
+            }));
+        }
+        // Let other requests run; the meter stops while we are not polled.
+        Ok(UpdateDeadline::Yield(1))
+    });
+    Instance {
+        store,
+        proxy: None,
+        served: 0,
+    }
+}
+
+impl Instance {
+    /// Make the instance serve the request of `call`: its own hooks context,
+    /// subrequest count, CPU meter and epoch deadline.
+    fn begin(&mut self, call: CallContext) {
+        let state = self.store.data_mut();
+        state.hooks.call = call;
+        state.hooks.started = 0;
+        state.cpu = CpuMeter::default();
+        self.store.set_epoch_deadline(1);
+    }
+}
+
+/// The short error for a failure of the worker itself.
+pub(super) fn trap(worker: &str, message: String) -> WorkerError {
+    WorkerError::Trap {
+        worker: worker.to_string(),
+        message,
+    }
+}
+
+/// What a failed call means, from the error and what the store saw.
+fn classify(err: wasmtime::Error, state: &ComponentState) -> WorkerError {
+    let worker = state.hooks.call.worker.to_string();
+    if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
+        return WorkerError::Limit {
+            worker,
+            limit: limit.clone(),
+        };
+    }
+    if state.limiter.refused {
+        let limit_mb = state.hooks.call.limits.memory_bytes >> 20;
+        return WorkerError::Limit {
+            worker,
+            limit: LimitExceeded::Memory { limit_mb },
+        };
+    }
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        let message = format!(
+            "the worker called exit({}) instead of returning a response",
+            exit.0
+        );
+        return trap(&worker, message);
+    }
+    let message = format!("{err:#}");
+    if message.contains("concurrent") && message.contains("limit") {
+        return WorkerError::Capacity { worker };
+    }
+    trap(&worker, message)
+}
+
+/// One request's run on its instance, in a task of its own.
+struct Job {
+    pre: ProxyPre<ComponentState>,
+    deadline: Instant,
+    request_id: Arc<str>,
+    /// Set when the guest handed over its response (from inside its call).
+    answered: Arc<AtomicBool>,
+    idle: Option<Arc<IdlePool>>,
+}
+
+impl Job {
+    /// Run the guest's handler; returns its failure, if any (logged here
+    /// when the response was already on its way).
+    async fn run(
+        self,
+        mut instance: Instance,
+        request: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostIncomingRequest>,
+        out: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostResponseOutparam>,
+    ) -> Option<WorkerError> {
+        let meter = instance.store.data().cpu.clone();
+        let pre = self.pre;
+        let Instance { store, proxy, .. } = &mut instance;
+        let call = async {
+            if proxy.is_none() {
+                *proxy = Some(pre.instantiate_async(&mut *store).await?);
+            }
+            let handler = proxy.as_ref().map(|p| p.wasi_http_incoming_handler());
+            match handler {
+                Some(h) => h.call_handle(&mut *store, request, out).await,
+                None => Ok(()),
+            }
+        };
+        let outcome =
+            tokio::time::timeout_at(self.deadline.into(), Metered::new(call, meter)).await;
+        let state = instance.store.data();
+        state.log_output(&self.request_id);
+        let failure = match outcome {
+            Err(_elapsed) => Some(WorkerError::Limit {
+                worker: state.hooks.call.worker.to_string(),
+                limit: LimitExceeded::Timeout {
+                    limit_ms: state.hooks.call.limits.timeout.as_millis() as u64,
+                },
+            }),
+            Ok(Err(e)) => Some(classify(e, state)),
+            Ok(Ok(())) => None,
+        };
+        match (&failure, self.idle) {
+            (None, Some(pool)) => {
+                instance.served += 1;
+                pool.put(instance);
+            }
+            (Some(e), _) if self.answered.load(Ordering::Acquire) => {
+                late_failure(e, &instance.store.data().hooks.call)
+            }
+            _ => {}
+        }
+        failure
+    }
+}
+
+/// A failure after the response head was sent: the body is cut off; log it.
+fn late_failure(e: &WorkerError, call: &CallContext) {
+    tracing::warn!(
+        worker = &*call.worker,
+        request_id = &*call.request_id,
+        "{e} (after its response started; the response is cut off)"
+    );
+    metrics()
+        .worker_errors
+        .get_or_create(&WorkerErrorLabels {
+            worker: call.worker.clone(),
+            kind: e.kind(),
+        })
+        .inc();
+}
+
+/// Aborts a request's task when the request is dropped before its response.
+struct AbortOnDrop(Option<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
+type Answer = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
+
+/// Serve `request` on an instance of `worker`.
+pub(super) async fn serve(
+    worker: &ComponentWorker,
+    request: WorkerRequest,
+) -> Result<http::Response<WorkerBody>, WorkerError> {
+    let call = worker.call_context(&request);
+    let (deadline, request_id) = (request.deadline, request.request_id.clone());
+    let idle = worker.idle.clone();
+    let mut instance = match idle.as_ref().and_then(|p| p.take()) {
+        Some(instance) => instance,
+        None => fresh(worker, call.clone()),
+    };
+    instance.begin(call);
+    let failure = FailureSlot::default();
+    let (incoming, scheme) = inbound::incoming(request, failure.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<Answer>();
+    let answered = Arc::new(AtomicBool::new(false));
+    let (req, out) = {
+        let mut http = instance.store.data_mut().http();
+        let req = http.new_incoming_request(scheme, incoming);
+        let set = answered.clone();
+        let out = http.new_response_outparam_from_callback(move |answer| {
+            set.store(true, Ordering::Release);
+            let _ = tx.send(answer);
+        });
+        match (req, out) {
+            (Ok(req), Ok(out)) => (req, out),
+            (Err(e), _) | (_, Err(e)) => return Err(trap(&worker.name, format!("{e:#}"))),
+        }
+    };
+    let job = Job {
+        pre: worker.module.pre.clone(),
+        deadline,
+        request_id,
+        answered,
+        idle,
+    };
+    let task = tokio::spawn(job.run(instance, req, out));
+    let mut guard = AbortOnDrop(Some(task.abort_handle()));
+    let result = respond(worker, rx, task, failure).await;
+    guard.0 = None;
+    result
+}
+
+/// The client's response: the guest's (its body streaming, counted), or the
+/// error that kept it from answering.
+async fn respond(
+    worker: &ComponentWorker,
+    rx: tokio::sync::oneshot::Receiver<Answer>,
+    task: tokio::task::JoinHandle<Option<WorkerError>>,
+    failure: FailureSlot,
+) -> Result<http::Response<WorkerBody>, WorkerError> {
+    let body_failed = |failure: &FailureSlot| {
+        failure.get().map(|f| WorkerError::Handler {
+            status: f.status(),
+            message: f.to_string(),
+        })
+    };
+    let answer = rx.await;
+    if let Some(e) = body_failed(&failure) {
+        return Err(e);
+    }
+    match answer {
+        Ok(Ok(response)) => response_of(worker, response),
+        Ok(Err(code)) => Err(WorkerError::Handler {
+            status: 500,
+            message: format!(
+                "worker \"{}\" answered with error-code {code:?}",
+                worker.name
+            ),
+        }),
+        Err(_) => Err(match task.await {
+            Ok(Some(e)) => body_failed(&failure).unwrap_or(e),
+            Ok(None) => trap(
+                &worker.name,
+                "the component returned without setting a response (response-outparam.set)".into(),
+            ),
+            Err(e) => trap(&worker.name, format!("the request's task failed: {e}")),
+        }),
+    }
+}
+
+/// The guest's response, its body limited to `max_response_body`.
+fn response_of(
+    worker: &ComponentWorker,
+    response: hyper::Response<HyperOutgoingBody>,
+) -> Result<http::Response<WorkerBody>, WorkerError> {
+    let limit = worker.limits.max_response_body;
+    let declared = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(size) = declared.filter(|n| *n > limit) {
+        return Err(WorkerError::Limit {
+            worker: worker.name.to_string(),
+            limit: LimitExceeded::ResponseBody { size, limit },
+        });
+    }
+    let name = worker.name.clone();
+    Ok(response.map(|body| WorkerBody::stream(ResponseBody::new(body, limit, name))))
+}
