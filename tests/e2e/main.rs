@@ -7,6 +7,7 @@ use sigil_testkit as support;
 
 mod blocked_networks;
 mod certs_cli;
+mod components;
 mod edge_certs;
 mod edge_hosts;
 mod identity;

@@ -12,6 +12,8 @@ pub mod interop;
 pub mod origin;
 pub mod pki;
 pub mod sigil;
+pub mod stream_origin;
+pub mod toolchains;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -55,6 +57,43 @@ pub fn guests() -> PathBuf {
             wasm_dir()
         })
         .clone()
+}
+
+/// Where the Rust component guests are built.
+pub fn component_dir() -> PathBuf {
+    workspace_root().join("target/wasm/wasm32-wasip2/guest")
+}
+
+/// Build the Rust `wasi:http` component guests (once per test process),
+/// adding the `wasm32-wasip2` target when it is missing, and return the
+/// directory holding them.
+pub fn components() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            install_crypto_provider();
+            let root = workspace_root();
+            let crates: Vec<_> = [
+                ("tests/guests/component-probe", "component_probe"),
+                ("tests/guests/not-a-proxy", "not-a-proxy"),
+                ("examples/hello-component", "hello_component"),
+            ]
+            .iter()
+            .map(|(dir, name)| sigil_build::GuestCrate {
+                dir: root.join(dir),
+                module: component_dir().join(format!("{name}.wasm")),
+            })
+            .collect();
+            sigil_build::build_components(&crates, &mut |l| eprintln!("{l}"))
+                .expect("building the component guests");
+            component_dir()
+        })
+        .clone()
+}
+
+/// Path of a built Rust component guest, e.g. `component("component_probe")`.
+pub fn component(name: &str) -> String {
+    components().join(format!("{name}.wasm")).display().to_string()
 }
 
 /// Path of a built guest module, e.g. `module("probe")`.

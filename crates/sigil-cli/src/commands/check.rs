@@ -11,6 +11,11 @@ pub fn check(config: &Path) -> anyhow::Result<()> {
             for w in &g.warnings {
                 println!("warning: {w}");
             }
+            let mut workers: Vec<_> = g.workers.values().collect();
+            workers.sort_by(|a, b| a.name.cmp(&b.name));
+            for w in workers {
+                println!("worker \"{}\": {}", w.name, w.handler.kind());
+            }
             println!(
                 "{}: ok ({} workers, {} hostnames, {} certificates, {} routes)",
                 config.display(),

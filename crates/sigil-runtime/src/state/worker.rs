@@ -73,6 +73,11 @@ pub trait WorkerHandler: Send + Sync {
     fn streams_bodies(&self) -> bool {
         false
     }
+
+    /// What kind of worker this is, for `sigil check` and logs.
+    fn kind(&self) -> &'static str {
+        "sigil-sdk module"
+    }
 }
 
 /// Why a request did not produce the worker's response.

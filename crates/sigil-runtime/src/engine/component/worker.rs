@@ -91,4 +91,12 @@ impl WorkerHandler for ComponentWorker {
     fn streams_bodies(&self) -> bool {
         true
     }
+
+    fn kind(&self) -> &'static str {
+        if self.idle.is_some() {
+            "wasi:http/proxy component (instances reused)"
+        } else {
+            "wasi:http/proxy component"
+        }
+    }
 }
