@@ -137,7 +137,11 @@ async fn setup() -> Setup {
     m += &worker("tenants", &probe, TENANT_BINDINGS);
     m += &worker("writer", &probe, "");
     m += &worker("reader", &probe, "");
-    m += &worker("tenants-reuse", &probe, &format!("instance_reuse = 50\n{TENANT_BINDINGS}"));
+    m += &worker(
+        "tenants-reuse",
+        &probe,
+        &format!("instance_reuse = 50\n{TENANT_BINDINGS}"),
+    );
     m += &worker("writer-reuse", &probe, "instance_reuse = 50\n");
     m += &worker("reader-reuse", &probe, "instance_reuse = 50\n");
     m += &worker(
@@ -173,7 +177,10 @@ impl Setup {
             req = req.header(*k, *v);
         }
         let resp = req.send().await.expect("request to sigil");
-        (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+        )
     }
 
     /// The component's `/fetch` of `url`, choosing `binding`.
@@ -196,21 +203,44 @@ fn spiffe(worker: &str) -> String {
 async fn a_component_fails_alone_with_the_same_statuses_as_sdk_workers() {
     let s = setup().await;
     let (status, body) = s.get("limits", "/hi", &[]).await;
-    assert_eq!((status, body.as_str()), (200, "hello from a component: /hi\n"));
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hello from a component: /hi\n")
+    );
     let cases = [
-        ("/spin", 503, "worker \"limits\" exceeded its CPU time limit of 100 ms"),
-        ("/alloc?64", 503, "worker \"limits\" exceeded its memory limit of 32 MiB"),
+        (
+            "/spin",
+            503,
+            "worker \"limits\" exceeded its CPU time limit of 100 ms",
+        ),
+        (
+            "/alloc?64",
+            503,
+            "worker \"limits\" exceeded its memory limit of 32 MiB",
+        ),
         ("/panic", 500, "worker \"limits\" failed"),
-        ("/exit", 500, "called exit(1) instead of returning a response"),
+        (
+            "/exit",
+            500,
+            "called exit(1) instead of returning a response",
+        ),
         ("/silent", 500, "returned without setting a response"),
-        ("/sleep?10000", 504, "exceeded its wall-clock limit of 3000 ms"),
+        (
+            "/sleep?10000",
+            504,
+            "exceeded its wall-clock limit of 3000 ms",
+        ),
     ];
     for (path, want_status, want) in cases {
         let started = std::time::Instant::now();
         let (status, body) = s.get("limits", path, &[]).await;
         assert_eq!(status, want_status, "{path}: {body}");
         assert!(body.contains(want), "{path}: {body}");
-        assert!(started.elapsed() < Duration::from_secs(8), "{path} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{path} took {:?}",
+            started.elapsed()
+        );
         // Every other request keeps being served.
         let (status, _) = s.get("tenants", "/ok", &[]).await;
         assert_eq!(status, 200);
@@ -219,10 +249,20 @@ async fn a_component_fails_alone_with_the_same_statuses_as_sdk_workers() {
     // when declared, counted as it passes when not (chunked).
     let url = s.sigil.http_url("/proxy");
     let big = vec![b'x'; 10_000];
-    let resp = s.client.post(&url).header("host", "limits.test").body(big.clone()).send().await.unwrap();
+    let resp = s
+        .client
+        .post(&url)
+        .header("host", "limits.test")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 413);
     let text = resp.text().await.unwrap();
-    assert!(text.contains("over the worker's limit of 4096 bytes (limits.max_request_body)"), "{text}");
+    assert!(
+        text.contains("over the worker's limit of 4096 bytes (limits.max_request_body)"),
+        "{text}"
+    );
     let stream = Generated::new(10_000, 1000, b'x');
     let resp = s
         .client
@@ -235,13 +275,22 @@ async fn a_component_fails_alone_with_the_same_statuses_as_sdk_workers() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 413, "{:?}", resp.text().await);
     // A response body over max_response_body is cut off, not sent whole.
-    let resp = s.client.get(s.sigil.http_url("/big?3000000")).header("host", "limits.test").send().await.unwrap();
+    let resp = s
+        .client
+        .get(s.sigil.http_url("/big?3000000"))
+        .header("host", "limits.test")
+        .send()
+        .await
+        .unwrap();
     let received = resp.bytes().await.map(|b| b.len()).unwrap_or(0);
     assert!(received <= 1_048_576 + 65_536, "received {received} bytes");
     let (status, _) = s.get("limits", "/hi", &[]).await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(s.sigil.logs().contains("the probe panics on purpose"), "guest stderr reaches the log");
+    assert!(
+        s.sigil.logs().contains("the probe panics on purpose"),
+        "guest stderr reaches the log"
+    );
 }
 
 /// A request body of `total` bytes of `byte`, made as it is sent in
@@ -282,13 +331,22 @@ impl hyper::body::Body for Generated {
 async fn the_binding_header_chooses_among_the_workers_own_bindings() {
     let s = setup().await;
     let url = s.origin.url("/who");
-    assert_eq!(s.fetch("tenants", &url, None).await, "ok 200 cn=alpha uri= path=/who");
-    assert_eq!(s.fetch("tenants", &url, Some("B")).await, "ok 200 cn=beta uri= path=/who");
+    assert_eq!(
+        s.fetch("tenants", &url, None).await,
+        "ok 200 cn=alpha uri= path=/who"
+    );
+    assert_eq!(
+        s.fetch("tenants", &url, Some("B")).await,
+        "ok 200 cn=beta uri= path=/who"
+    );
     assert_eq!(
         s.fetch("tenants", &url, Some("ME")).await,
         format!("ok 200 cn=tenants uri={} path=/who", spiffe("tenants"))
     );
-    assert_eq!(s.fetch("tenants", &url, Some("none")).await, "ok 200 cn=none uri=none path=/who");
+    assert_eq!(
+        s.fetch("tenants", &url, Some("none")).await,
+        "ok 200 cn=none uri=none path=/who"
+    );
     // Without bindings, a worker presents its own identity by default.
     assert_eq!(
         s.fetch("writer", &url, None).await,
@@ -306,59 +364,94 @@ async fn the_binding_header_chooses_among_the_workers_own_bindings() {
     );
     // Not an allowed host.
     let body = s.fetch("tenants", "https://example.com/", None).await;
-    assert!(body.starts_with("err InternalError(sigil: outbound host https://example.com:443 is not allowed"), "{body}");
+    assert!(
+        body.starts_with(
+            "err InternalError(sigil: outbound host https://example.com:443 is not allowed"
+        ),
+        "{body}"
+    );
     assert_eq!(s.origin.seen().len(), before, "nothing reached the origin");
     // The origin never sees sigil-binding; sigil-worker is Sigil's, never the worker's.
     let (_, body) = s
         .get(
             "tenants",
             "/fetch",
-            &[("x-fetch-url", &url), ("x-fetch-binding", "B"), ("x-fetch-header", "sigil-worker: writer")],
+            &[
+                ("x-fetch-url", &url),
+                ("x-fetch-binding", "B"),
+                ("x-fetch-header", "sigil-worker: writer"),
+            ],
         )
         .await;
     assert!(body.starts_with("ok 200 cn=beta"), "{body}");
     let seen = s.origin.seen();
     let last = seen.last().unwrap();
-    assert!(last.header("sigil-binding").is_empty(), "{:?}", last.headers);
+    assert!(
+        last.header("sigil-binding").is_empty(),
+        "{:?}",
+        last.headers
+    );
     assert_eq!(last.header("sigil-worker"), ["tenants"]);
     assert_eq!(last.header("sigil-hops"), ["1"]);
     // A client cannot choose the binding through a worker that copies headers.
-    let (_, body) = s.get("tenants", "/headers", &[("sigil-binding", "B")]).await;
+    let (_, body) = s
+        .get("tenants", "/headers", &[("sigil-binding", "B")])
+        .await;
     assert!(!body.contains("sigil-binding"), "{body}");
 }
 
-/// 2,000 interleaved subrequests from writer/reader (each its own identity)
-/// and the tenants worker (binding A or B per request): the origin must
-/// see exactly the expected certificate every time.
-async fn interleaved(s: &Setup, suffix: &str) {
-    let per_request = 10usize;
-    let requests = 200usize;
+/// Who a request comes from and what the origin must see: a worker, the
+/// binding it names (`None`: its default, here its identity), and the
+/// expected certificate CN (an identity's CN is its worker's name, with its
+/// SPIFFE ID as the only URI SAN; a binding's certificate has none).
+pub(crate) struct Caller {
+    pub(crate) worker: String,
+    pub(crate) binding: Option<&'static str>,
+    pub(crate) cn: String,
+}
+
+impl Caller {
+    pub(crate) fn new(worker: &str, binding: Option<&'static str>, cn: &str) -> Caller {
+        Caller {
+            worker: worker.into(),
+            binding,
+            cn: cn.into(),
+        }
+    }
+}
+
+/// 200 requests of 10 subrequests each (2,000), the callers interleaved and
+/// 24 requests at once: the origin must see exactly the expected
+/// certificate every time, and every caller the same number of times.
+pub(crate) async fn interleaved(
+    sigil: &Sigil,
+    origin: &Origin,
+    client: &reqwest::Client,
+    tag: &str,
+    callers: Vec<Caller>,
+) {
+    let (per_request, requests) = (10usize, 200usize);
+    let callers = std::sync::Arc::new(callers);
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(24));
     let mut tasks = Vec::new();
     for i in 0..requests {
-        let (worker, binding) = match i % 4 {
-            0 => ("writer", None),
-            1 => ("reader", None),
-            2 => ("tenants", Some("A")),
-            _ => ("tenants", Some("B")),
-        };
-        let worker = format!("{worker}{suffix}");
-        // What the origin must see: the worker's identity, or the binding's certificate.
-        let expect = match binding {
-            None => worker.clone(),
-            Some("A") => "alpha".to_string(),
-            Some(_) => "beta".to_string(),
-        };
-        let url = s.origin.url(&format!("/run{suffix}?expect={expect}&i={i}"));
-        let (client, addr, sem) = (s.client.clone(), s.sigil.http.unwrap(), sem.clone());
+        let k = i % callers.len();
+        let url = origin.url(&format!("/{tag}?expect={}&k={k}&i={i}", callers[k].cn));
+        let (client, addr, sem, callers) = (
+            client.clone(),
+            sigil.http.unwrap(),
+            sem.clone(),
+            callers.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire().await.unwrap();
+            let c = &callers[k];
             let mut req = client
                 .get(format!("http://{addr}/fetch"))
-                .header("host", format!("{worker}.test"))
+                .header("host", format!("{}.test", c.worker))
                 .header("x-fetch-url", url)
                 .header("x-fetch-count", per_request.to_string());
-            if let Some(b) = binding {
+            if let Some(b) = c.binding {
                 req = req.header("x-fetch-binding", b);
             }
             req.send().await.unwrap().text().await.unwrap()
@@ -371,38 +464,73 @@ async fn interleaved(s: &Setup, suffix: &str) {
         ok += body.lines().count();
     }
     assert_eq!(ok, requests * per_request);
-    let prefix = format!("/run{suffix}?");
-    let seen: Vec<_> = s.origin.seen().into_iter().filter(|r| r.path.starts_with(&prefix)).collect();
+    let prefix = format!("/{tag}?");
+    let seen: Vec<_> = origin
+        .seen()
+        .into_iter()
+        .filter(|r| r.path.starts_with(&prefix))
+        .collect();
     assert_eq!(seen.len(), requests * per_request);
-    let mut by_cn: HashMap<String, usize> = HashMap::new();
+    let mut by_caller: HashMap<usize, usize> = HashMap::new();
     let mut mismatches = Vec::new();
     for r in &seen {
-        let expect = r.path.split("expect=").nth(1).and_then(|x| x.split('&').next()).unwrap_or("?");
-        let cn = r.cn.clone().unwrap_or_else(|| "none".into());
-        let uris = match expect {
-            "alpha" | "beta" => Vec::new(),
-            worker => vec![spiffe(worker)],
+        let field = |name: &str| {
+            r.path
+                .split(&format!("{name}="))
+                .nth(1)
+                .and_then(|x| x.split('&').next())
         };
-        if cn != expect || r.uris != uris {
+        let k: usize = field("k").and_then(|k| k.parse().ok()).unwrap();
+        let c = &callers[k];
+        let cn = r.cn.clone().unwrap_or_else(|| "none".into());
+        let uris = match c.binding {
+            None => vec![spiffe(&c.worker)],
+            Some(_) => Vec::new(),
+        };
+        if cn != c.cn || r.uris != uris {
             mismatches.push(format!("{} saw cn={cn} uris={:?}", r.path, r.uris));
         }
-        *by_cn.entry(cn).or_default() += 1;
+        *by_caller.entry(k).or_default() += 1;
     }
-    assert!(mismatches.is_empty(), "{} mismatches: {:?}", mismatches.len(), &mismatches[..mismatches.len().min(5)]);
-    for cn in ["alpha", "beta"] {
-        assert_eq!(by_cn.get(cn), Some(&500), "{by_cn:?}");
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches: {:?}",
+        mismatches.len(),
+        &mismatches[..mismatches.len().min(5)]
+    );
+    for k in 0..callers.len() {
+        assert_eq!(
+            by_caller.get(&k),
+            Some(&(requests * per_request / callers.len())),
+            "{by_caller:?}"
+        );
     }
-    for w in ["writer", "reader"] {
-        assert_eq!(by_cn.get(&format!("{w}{suffix}")), Some(&500), "{by_cn:?}");
-    }
+}
+
+/// The Rust callers: writer and reader by identity, tenants by binding.
+fn rust_callers(suffix: &str) -> Vec<Caller> {
+    let w = |name: &str| format!("{name}{suffix}");
+    vec![
+        Caller::new(&w("writer"), None, &w("writer")),
+        Caller::new(&w("reader"), None, &w("reader")),
+        Caller::new(&w("tenants"), Some("A"), "alpha"),
+        Caller::new(&w("tenants"), Some("B"), "beta"),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn interleaved_component_subrequests_never_mix_identities() {
     let s = setup().await;
-    interleaved(&s, "").await;
+    interleaved(&s.sigil, &s.origin, &s.client, "fresh", rust_callers("")).await;
     // The same with instances reused across requests.
-    interleaved(&s, "-reuse").await;
+    interleaved(
+        &s.sigil,
+        &s.origin,
+        &s.client,
+        "reuse",
+        rust_callers("-reuse"),
+    )
+    .await;
     // Reused instances keep module state (documented); fresh ones do not.
     let counts: Vec<String> = futures_join(&s, "tenants-reuse").await;
     assert!(counts.iter().any(|c| c != "served 1"), "{counts:?}");
@@ -442,19 +570,34 @@ async fn the_inbound_client_certificate_reaches_the_component_as_headers() {
         .await
         .unwrap();
     let header = |name: &str| -> Vec<&str> {
-        body.lines().filter_map(|l| l.strip_prefix(&format!("{name}: "))).collect()
+        body.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .collect()
     };
     assert_eq!(header("sigil-client-cert-presented"), ["true"], "{body}");
     assert_eq!(header("sigil-client-cert-verified"), ["SUCCESS"], "{body}");
     assert_eq!(header("sigil-client-cert-subject"), ["CN=alpha"], "{body}");
     assert_eq!(header("sigil-client-cert-serial").len(), 1, "{body}");
     assert_eq!(header("sigil-client-cert-sha256")[0].len(), 64, "{body}");
-    assert!(header("sigil-client-cert-issuer")[0].contains("clients-ca"), "{body}");
+    assert!(
+        header("sigil-client-cert-issuer")[0].contains("clients-ca"),
+        "{body}"
+    );
     assert!(!body.contains("forged"), "{body}");
     // Without a certificate: presented false, verified NONE.
     let anonymous = crate::support::client::https_client(https, &["comp.example"], &ca, None);
-    let body = anonymous.get(&url).send().await.unwrap().text().await.unwrap();
-    assert!(body.contains("sigil-client-cert-presented: false"), "{body}");
+    let body = anonymous
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("sigil-client-cert-presented: false"),
+        "{body}"
+    );
     assert!(body.contains("sigil-client-cert-verified: NONE"), "{body}");
 }
 
@@ -518,7 +661,11 @@ async fn bodies_stream_through_a_component_to_an_mtls_origin_and_back() {
     let last = seen.last().unwrap();
     assert_eq!((last.cn.as_deref(), last.received), (Some("beta"), SIZE));
     let growth = peak_rss(sigil.pid()).saturating_sub(before);
-    assert!(growth < 64 << 20, "sigil's peak memory grew by {} MiB", growth >> 20);
+    assert!(
+        growth < 64 << 20,
+        "sigil's peak memory grew by {} MiB",
+        growth >> 20
+    );
 }
 
 #[test]
@@ -536,12 +683,21 @@ fn sigil_check_names_the_kind_and_refuses_a_component_without_the_handler() {
     };
     let (ok, out) = check(&write("good.toml", &component("component_probe")));
     assert!(ok, "{out}");
-    assert!(out.contains("worker \"w\": wasi:http/proxy component"), "{out}");
+    assert!(
+        out.contains("worker \"w\": wasi:http/proxy component"),
+        "{out}"
+    );
     let (ok, out) = check(&write("sdk.toml", &crate::support::module("hello")));
-    assert!(ok && out.contains("worker \"w\": sigil-sdk module"), "{out}");
+    assert!(
+        ok && out.contains("worker \"w\": sigil-sdk module"),
+        "{out}"
+    );
     let (ok, out) = check(&write("bad.toml", &component("not-a-proxy")));
     assert!(!ok, "{out}");
-    assert!(out.contains("must export wasi:http/incoming-handler"), "{out}");
+    assert!(
+        out.contains("must export wasi:http/incoming-handler"),
+        "{out}"
+    );
     assert!(out.contains("`wasi:cli/run@0.2"), "{out}");
 }
 
@@ -549,17 +705,38 @@ fn sigil_check_names_the_kind_and_refuses_a_component_without_the_handler() {
 async fn a_plain_peer_component_runs_unmodified_and_calls_out_with_the_workers_identity() {
     let dir = temp_dir();
     let p = pki(dir.path());
-    let origin = Origin::start_with(&p.origin.cert, &p.origin.key, &[&p.identity_ca.cert], true, Body::CnAndUri).await;
+    let origin = Origin::start_with(
+        &p.origin.cert,
+        &p.origin.key,
+        &[&p.identity_ca.cert],
+        true,
+        Body::CnAndUri,
+    )
+    .await;
     let mut m = preamble(&p);
     m += &worker(
         "peer",
         &component("hello_component"),
-        &format!("[workers.vars]\nUPSTREAM = \"{}\"\n", origin.url("/from-peer")),
+        &format!(
+            "[workers.vars]\nUPSTREAM = \"{}\"\n",
+            origin.url("/from-peer")
+        ),
     );
     let sigil = Sigil::start(dir.path(), &m);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let get = |path: &str| client.get(sigil.http_url(path)).header("host", "peer.test").send();
-    assert_eq!(get("/").await.unwrap().text().await.unwrap(), "Hello, wasi:http!\n");
+    let get = |path: &str| {
+        client
+            .get(sigil.http_url(path))
+            .header("host", "peer.test")
+            .send()
+    };
+    assert_eq!(
+        get("/").await.unwrap().text().await.unwrap(),
+        "Hello, wasi:http!\n"
+    );
     let body = get("/upstream").await.unwrap().text().await.unwrap();
-    assert_eq!(body, format!("cn=peer uri={} path=/from-peer", spiffe("peer")));
+    assert_eq!(
+        body,
+        format!("cn=peer uri={} path=/from-peer", spiffe("peer"))
+    );
 }

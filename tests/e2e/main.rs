@@ -8,6 +8,7 @@ use sigil_testkit as support;
 mod blocked_networks;
 mod certs_cli;
 mod components;
+mod components_lang;
 mod edge_certs;
 mod edge_hosts;
 mod identity;

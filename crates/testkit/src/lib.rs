@@ -93,7 +93,10 @@ pub fn components() -> PathBuf {
 
 /// Path of a built Rust component guest, e.g. `component("component_probe")`.
 pub fn component(name: &str) -> String {
-    components().join(format!("{name}.wasm")).display().to_string()
+    components()
+        .join(format!("{name}.wasm"))
+        .display()
+        .to_string()
 }
 
 /// Path of a built guest module, e.g. `module("probe")`.

@@ -54,7 +54,10 @@ fn server_config(cert: &Path, key: &Path, client_ca: &Path) -> ServerConfig {
         .allow_unauthenticated()
         .build()
         .unwrap();
-    let chain: Vec<_> = CertificateDer::pem_file_iter(cert).unwrap().map(|c| c.unwrap()).collect();
+    let chain: Vec<_> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -72,7 +75,9 @@ fn answer(
 ) -> http::Response<ChannelBody> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
     let path = req.uri().path().to_string();
-    let wanted = path.strip_prefix("/bytes/").and_then(|n| n.parse::<u64>().ok());
+    let wanted = path
+        .strip_prefix("/bytes/")
+        .and_then(|n| n.parse::<u64>().ok());
     tokio::spawn(async move {
         let mut body = req.into_body();
         let (mut received, mut first) = (0u64, None);
@@ -115,7 +120,8 @@ impl StreamOrigin {
     /// Start an origin with `cert`/`key`, verifying client certificates
     /// (optional) against `client_ca`.
     pub async fn start(cert: &Path, key: &Path, client_ca: &Path) -> StreamOrigin {
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(cert, key, client_ca)));
+        let acceptor =
+            tokio_rustls::TlsAcceptor::from(Arc::new(server_config(cert, key, client_ca)));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -124,7 +130,9 @@ impl StreamOrigin {
             while let Ok((tcp, _)) = listener.accept().await {
                 let (acceptor, seen) = (acceptor.clone(), seen2.clone());
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     let cn = tls
                         .get_ref()
                         .1

@@ -23,7 +23,11 @@ fn built(key: &str, build: impl FnOnce(PathBuf) -> anyhow::Result<()>) -> String
     let module = dir().join(format!("{key}.wasm"));
     let started = std::time::Instant::now();
     build(module.clone()).unwrap_or_else(|e| panic!("building the {key} component: {e:#}"));
-    eprintln!("built {} in {:.1} s", module.display(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "built {} in {:.1} s",
+        module.display(),
+        started.elapsed().as_secs_f64()
+    );
     let path = module.display().to_string();
     done.insert(key.to_string(), path.clone());
     path

@@ -48,10 +48,16 @@ fn upstream(url: &str) -> (u16, String) {
     };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let request = OutgoingRequest::new(Fields::new());
-    let scheme = if scheme == "http" { Scheme::Http } else { Scheme::Https };
+    let scheme = if scheme == "http" {
+        Scheme::Http
+    } else {
+        Scheme::Https
+    };
     request.set_scheme(Some(&scheme)).unwrap();
     request.set_authority(Some(authority)).unwrap();
-    request.set_path_with_query(Some(if path.is_empty() { "/" } else { path })).unwrap();
+    request
+        .set_path_with_query(Some(if path.is_empty() { "/" } else { path }))
+        .unwrap();
     let response = match outgoing_handler::handle(request, None) {
         Ok(future) => {
             future.subscribe().block();

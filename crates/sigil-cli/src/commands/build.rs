@@ -19,6 +19,15 @@ struct Plan {
 
 impl Plan {
     fn add(&mut self, build: &BuildSection, module: PathBuf, base: &Path) {
+        // Workers sharing a module build it once.
+        let planned = self
+            .js
+            .iter()
+            .map(|w| &w.module)
+            .chain(self.python.iter().map(|w| &w.module));
+        if planned.into_iter().any(|m| *m == module) {
+            return;
+        }
         let at = |p: &Path| base.join(p);
         match build {
             BuildSection::Crate(dir) => self.sdk.push(sigil_build::GuestCrate {
