@@ -263,7 +263,7 @@ async fn a_component_fails_alone_with_the_same_statuses_as_sdk_workers() {
         text.contains("over the worker's limit of 4096 bytes (limits.max_request_body)"),
         "{text}"
     );
-    let stream = Generated::new(10_000, 1000, b'x');
+    let stream = Generated::body(10_000, 1000, b'x');
     let resp = s
         .client
         .post(&url)
@@ -301,7 +301,7 @@ pub(crate) struct Generated {
 }
 
 impl Generated {
-    pub(crate) fn new(total: u64, chunk: usize, byte: u8) -> reqwest::Body {
+    pub(crate) fn body(total: u64, chunk: usize, byte: u8) -> reqwest::Body {
         reqwest::Body::wrap(Generated {
             left: total,
             chunk: bytes::Bytes::from(vec![byte; chunk]),
@@ -639,7 +639,7 @@ async fn bodies_stream_through_a_component_to_an_mtls_origin_and_back() {
     assert_eq!(warm.bytes().await.unwrap().len(), 1 << 20);
     let before = peak_rss(sigil.pid());
     const SIZE: u64 = 64 << 20;
-    let body = Generated::new(SIZE, 256 << 10, 7);
+    let body = Generated::body(SIZE, 256 << 10, 7);
     let resp = client
         .post(sigil.http_url("/proxy"))
         .header("host", "stream.test")

@@ -15,6 +15,7 @@ mod identity;
 mod inbound;
 mod live_ops;
 mod manifest_errors;
+mod new_worker;
 mod operations;
 mod outbound;
 mod slow_clients;

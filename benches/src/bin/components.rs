@@ -157,14 +157,15 @@ async fn load(addr: SocketAddr, host: &str, path: &str, secs: u64, concurrency: 
             let mut lat = Vec::new();
             while Instant::now() < deadline {
                 let t = Instant::now();
-                match client.get(&url).header("host", &host).send().await {
-                    Ok(r) if r.status().is_success() && r.bytes().await.is_ok() => {
-                        lat.push(t.elapsed().as_secs_f64() * 1e6);
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                let ok = match client.get(&url).header("host", &host).send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    lat.push(t.elapsed().as_secs_f64() * 1e6);
+                    done.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
             lat
@@ -476,6 +477,68 @@ async fn stream(a: &Args, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Instantiate + call of the Rust component hello in-process, through its
+/// `WorkerHandler` (fresh instance, task, response, body drained), µs.
+async fn invoke(iterations: usize) -> Result<()> {
+    use sigil_runtime::state::{ConnectionInfo, WorkerBody, WorkerRequest};
+    let dir = tempfile::tempdir()?;
+    let manifest = format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\nmodule_cache = \"{}\"\n[[workers]]\nname = \"c\"\nmodule = \"{}\"\n[[routes]]\nworker = \"c\"\n",
+        sigil_testkit::workspace_root()
+            .join("target/wasm/bench-module-cache")
+            .display(),
+        sigil_testkit::component("hello_component"),
+    );
+    let server = sigil_bench::sigil::start(dir.path(), &manifest).await?;
+    let worker = server
+        .runtime
+        .current()
+        .workers
+        .get("c")
+        .cloned()
+        .context("no worker c")?;
+    let connection = Arc::new(ConnectionInfo::plain());
+    let mut times = Vec::with_capacity(iterations);
+    for i in 0..iterations + iterations / 10 {
+        let (head, ()) = http::Request::get("/")
+            .header("host", "bench")
+            .body(())?
+            .into_parts();
+        let request = WorkerRequest {
+            head,
+            authority: "bench".into(),
+            body: WorkerBody::empty(),
+            connection: connection.clone(),
+            request_id: "bench".into(),
+            deadline: Instant::now() + Duration::from_secs(5),
+            hop: Default::default(),
+        };
+        let t = Instant::now();
+        let response = worker
+            .handler
+            .handle(request)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        anyhow::ensure!(!body.to_bytes().is_empty());
+        if i >= iterations / 10 {
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
+    println!(
+        "\nRust component hello, instantiate + handle + body drained (WorkerHandler::handle), {iterations} iterations: median {:.1} us, p90 {:.1} us, p99 {:.1} us",
+        q(0.5),
+        q(0.9),
+        q(0.99)
+    );
+    server.shutdown().await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     sigil_testkit::install_crypto_provider();
@@ -483,6 +546,7 @@ async fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     sigil_testkit::guests();
     sigil_testkit::components();
+    invoke(20_000).await?;
     hello(&a, dir.path()).await?;
     stream(&a, dir.path()).await?;
     Ok(())

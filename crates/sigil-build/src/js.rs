@@ -95,7 +95,7 @@ pub fn build(worker: &JsWorker, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
             worker.entry.display()
         );
     }
-    let dir = directory(&worker.entry);
+    let dir = std::path::absolute(directory(&worker.entry))?;
     ensure_componentize_js(&dir, progress)?;
     let wit_dir = dir.join(".sigil").join("wit-js");
     wit::write(&wit_dir, wit::World::Export)?;

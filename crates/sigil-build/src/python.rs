@@ -96,7 +96,7 @@ pub fn build(worker: &PyWorker, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
     else {
         bail!("{}: the app module does not exist", worker.entry.display());
     };
-    let dir = directory(&worker.entry);
+    let dir = std::path::absolute(directory(&worker.entry))?;
     ensure_componentize_py(&dir, progress)?;
     let wit_dir = dir.join(".sigil").join("wit-py");
     wit::write(&wit_dir, wit::World::Proxy)?;

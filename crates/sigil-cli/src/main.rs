@@ -4,7 +4,7 @@
 mod commands;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use commands::{build, certs, check, dev, serve, tokio_main};
+use commands::{build, certs, check, dev, new, serve, tokio_main};
 use sigil_runtime::telemetry::logging;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +69,18 @@ enum Command {
         #[arg(long, default_value = "certs")]
         certs_dir: PathBuf,
     },
+    /// Write a starter worker in `<name>/` (Rust with sigil-sdk, a Rust wasi:http component,
+    /// JavaScript or Python) and add it to the manifest, ready for `sigil dev`.
+    New {
+        /// The worker's name (lower-case letters, digits, '-').
+        name: String,
+        /// Its language.
+        #[arg(long, value_enum, default_value_t = new::NewLang::Rust)]
+        lang: new::NewLang,
+        /// The manifest to add it to (created when missing).
+        #[arg(short = 'c', long = "config", default_value = "sigil.toml")]
+        config: PathBuf,
+    },
     /// Create, issue and inspect certificates (development PKI, CAs, client and server certificates).
     #[command(subcommand)]
     Certs(certs::CertsCommand),
@@ -84,6 +96,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => check::check(&config),
         Command::Build { config } => build::build_workers(&config),
+        Command::New { name, lang, config } => new::run(&name, lang, &config),
         Command::Certs(cmd) => certs::run(cmd),
         Command::Serve { config, drain_secs } => {
             tokio_main(serve::run(&config, Duration::from_secs(drain_secs)))

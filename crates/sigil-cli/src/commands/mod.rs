@@ -4,6 +4,7 @@ pub mod build;
 pub mod certs;
 pub mod check;
 pub mod dev;
+pub mod new;
 pub mod serve;
 
 use anyhow::Context as _;

@@ -1,0 +1,90 @@
+//! End to end: `sigil new` writes a working starter in each language,
+//! `sigil build` builds it (installing the toolchain when missing) and it
+//! serves.
+
+use crate::support::sigil::{Sigil, binary};
+use crate::support::{ensure_tool, temp_dir};
+use std::process::Command;
+
+fn sigil(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(binary())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("run sigil");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "sigil {args:?} failed:\n{text}");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigil_new_writes_a_starter_in_each_language_that_builds_and_serves() {
+    ensure_tool("npm", "--version", "npm");
+    let dir = temp_dir();
+    let d = dir.path();
+    let langs = [
+        ("hello-sdk", "rust"),
+        ("hello-wasi", "rust-component"),
+        ("hello-js", "js"),
+        ("hello-py", "python"),
+    ];
+    for (name, lang) in langs {
+        let out = sigil(d, &["new", name, "--lang", lang]);
+        assert!(
+            out.contains(&format!("added worker \"{name}\" to sigil.toml")),
+            "{out}"
+        );
+    }
+    // The same name twice is refused.
+    let again = Command::new(binary())
+        .args(["new", "hello-js", "--lang", "js"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let manifest = std::fs::read_to_string(d.join("sigil.toml")).unwrap();
+    assert!(
+        manifest.contains("build = { lang = \"js\", entry = \"hello-js/worker.js\" }"),
+        "{manifest}"
+    );
+    let built = sigil(d, &["build"]);
+    assert!(
+        built.contains("componentize-js") && built.contains("componentize-py"),
+        "{built}"
+    );
+    let checked = sigil(d, &["check"]);
+    assert!(
+        checked.contains("worker \"hello-sdk\": sigil-sdk module"),
+        "{checked}"
+    );
+    assert!(
+        checked.contains("worker \"hello-py\": wasi:http/proxy component"),
+        "{checked}"
+    );
+    // Serve them on a free port: each answers.
+    let text = manifest.replace("http = \"127.0.0.1:8080\"", "http = \"127.0.0.1:0\"");
+    std::fs::write(d.join("sigil.toml"), text).unwrap();
+    let s = Sigil::serve_file(&d.join("sigil.toml")).expect("serve the starters");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    for (name, _) in langs {
+        let resp = client
+            .get(s.http_url("/hi"))
+            .header("host", format!("{name}.localhost"))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap();
+        assert_eq!(status, 200, "{name}: {body}");
+        assert!(
+            body.starts_with(&format!("hello from {name}: ")),
+            "{name}: {body}"
+        );
+        assert!(body.contains("/hi"), "{name}: {body}");
+    }
+}
