@@ -203,6 +203,21 @@ mod tests {
     }
 
     #[test]
+    fn component_headers_are_runtime_owned() {
+        for name in client_cert::ALL.iter().chain([&BINDING]) {
+            assert!(is_runtime_owned(name), "{name}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("sigil-binding", HeaderValue::from_static("TENANT_X"));
+        h.insert(
+            "sigil_client_cert_subject",
+            HeaderValue::from_static("CN=forged"),
+        );
+        strip_inbound(&mut h);
+        assert!(h.is_empty(), "{h:?}");
+    }
+
+    #[test]
     fn sf_binary_is_colon_base64() {
         assert_eq!(sf_binary(&[0, 1, 2]), ":AAEC:");
     }

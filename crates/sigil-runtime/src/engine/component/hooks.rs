@@ -6,6 +6,7 @@
 //! as for SDK workers. Failures reach the guest as `error-code`s and are
 //! logged with their full cause (some language runtimes drop the message).
 
+use super::body::Coalesced;
 use super::subrequests::{HttpSubrequest, HttpSubrequests};
 use crate::engine::CallContext;
 use crate::headers::BINDING;
@@ -15,6 +16,9 @@ use sigil_sdk::wire::{ClientCertChoice, FetchError};
 use std::future::Future;
 use std::sync::Arc;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// Outgoing body writes buffered per body (each at most 1 MiB).
+const OUTGOING_BODY_CHUNKS: usize = 4;
 
 /// The `sigil-binding` value that asks for no client certificate.
 pub const NO_CLIENT_CERT: &str = "none";
@@ -126,6 +130,13 @@ impl WasiHttpHooks for ComponentHooks {
         false
     }
 
+    /// Writes of an outgoing body (request or response) buffered while the
+    /// other side catches up: with wasmtime's default of one, a streaming
+    /// guest waits for every chunk to be taken before writing the next.
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        OUTGOING_BODY_CHUNKS
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
@@ -147,8 +158,11 @@ impl WasiHttpHooks for ComponentHooks {
                     return Err(error_code(&worker, &e));
                 }
             };
-            let response = response
-                .map(move |body| body.map_err(move |e| body_error(&worker, e)).boxed_unsync());
+            let response = response.map(move |body| {
+                Coalesced::new(body)
+                    .map_err(move |e| body_error(&worker, e))
+                    .boxed_unsync()
+            });
             // The pooled client drives its connections itself.
             Ok((response, Box::new(async { Ok(()) }) as IoFuture))
         })

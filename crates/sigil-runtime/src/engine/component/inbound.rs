@@ -2,9 +2,9 @@
 //! headers the client sent (those only Sigil sets already stripped) plus
 //! the client-certificate headers Sigil sets, and the body as a stream.
 
-use super::body::{FailureSlot, RequestBody};
+use super::body::{Coalesced, FailureSlot, RequestBody};
 use crate::headers::client_cert;
-use crate::state::WorkerRequest;
+use crate::state::{WorkerBody, WorkerRequest};
 
 /// `request` as the hyper request `wasi:http` wraps, and its scheme.
 pub fn incoming(
@@ -26,6 +26,6 @@ pub fn incoming(
         head.uri = uri;
     }
     client_cert::apply(request.connection.client_auth.as_deref(), &mut head.headers);
-    let body = RequestBody::new(request.body, failure);
+    let body = RequestBody::new(WorkerBody::stream(Coalesced::new(request.body)), failure);
     (hyper::Request::from_parts(head, body), scheme)
 }
