@@ -9,6 +9,7 @@ mod blocked_networks;
 mod certs_cli;
 mod edge_certs;
 mod edge_hosts;
+mod fuzz_corpora;
 mod identity;
 mod inbound;
 mod live_ops;

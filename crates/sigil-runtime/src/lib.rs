@@ -27,6 +27,7 @@ pub mod admin;
 pub mod authority;
 pub mod config;
 pub mod engine;
+pub mod fuzzing;
 pub mod headers;
 pub mod identity;
 pub mod inbound;
