@@ -112,6 +112,22 @@ fn server(p: &mut Problems<'_>, server: &ServerSection, man: &Manifest) {
             "an HTTPS listener needs at least one [[hostnames]] entry with its server certificate",
         );
     }
+    for (key, value) in [
+        ("max_module_mb", server.max_module_mb),
+        (
+            "max_module_functions",
+            server.max_module_functions.map(u64::from),
+        ),
+        ("compile_memory_mb", server.compile_memory_mb),
+        ("compile_timeout_secs", server.compile_timeout_secs),
+    ] {
+        if value == Some(0) {
+            p.add(
+                format!("server.{key}"),
+                "must be at least 1 (see docs/manifest.md for the default)",
+            );
+        }
+    }
 }
 
 fn identity(p: &mut Problems<'_>, man: &Manifest) {

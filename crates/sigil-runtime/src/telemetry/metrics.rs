@@ -51,6 +51,39 @@ pub enum WorkerErrorKind {
     trap,
     handler_error,
     capacity,
+    invalid_response,
+}
+
+/// Where a worker's output went.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum WorkerStream {
+    /// `sigil.log` (the SDK's `log` functions).
+    log,
+    /// WASI stdout (`println!`).
+    stdout,
+    /// WASI stderr (`eprintln!`).
+    stderr,
+}
+
+impl WorkerStream {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerStream::log => "log",
+            WorkerStream::stdout => "stdout",
+            WorkerStream::stderr => "stderr",
+        }
+    }
+}
+
+/// Labels of `sigil_worker_output_truncated_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerOutputLabels {
+    /// The worker.
+    pub worker: Arc<str>,
+    /// The stream that was cut.
+    pub stream: WorkerStream,
 }
 
 /// Labels of `sigil_worker_errors_total`.
@@ -182,6 +215,9 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// Worker identity renewals by worker.
     pub identity_renewals: Family<WorkerLabel, Counter>,
+    /// Requests whose worker output was cut to the per-request log budget,
+    /// by worker and stream.
+    pub worker_output_truncated: Family<WorkerOutputLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -240,6 +276,12 @@ impl Metrics {
             "Worker identity renewals by worker",
             identity_renewals.clone(),
         );
+        let worker_output_truncated = Family::default();
+        registry.register(
+            "sigil_worker_output_truncated",
+            "Requests whose worker output (log, stdout, stderr) was cut to the per-request cap",
+            worker_output_truncated.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -250,6 +292,7 @@ impl Metrics {
             certificate_expiry,
             reloads,
             identity_renewals,
+            worker_output_truncated,
         }
     }
 
