@@ -66,8 +66,11 @@ fn invocation(worker: &str, request: &WorkerRequest) -> Invocation {
     }
 }
 
-/// Most headers a worker's response may carry; the rest are dropped.
-pub const MAX_RESPONSE_HEADERS: usize = 100;
+/// Most headers a worker's response may carry; the rest are dropped. With
+/// the few Sigil adds (`sigil-request-id`, `date`, `content-length`) the
+/// response stays within the 100 headers common clients accept (hyper's
+/// default limit).
+pub const MAX_RESPONSE_HEADERS: usize = 90;
 /// Longest header value (bytes) a worker's response may carry; longer
 /// headers are dropped.
 pub const MAX_HEADER_VALUE: usize = 8 << 10;
