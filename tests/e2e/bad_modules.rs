@@ -82,3 +82,9 @@ pub fn write_all(dir: &Path) {
     )
     .unwrap();
 }
+
+/// A module that speaks the ABI (so it loads) but whose `sigil_handle`
+/// returns -1: no location of an output at all.
+pub fn bad_output_location() -> Vec<u8> {
+    worker(&[("i64.const 0)", "i64.const -1)")])
+}

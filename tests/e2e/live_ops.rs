@@ -610,6 +610,27 @@ async fn compiling_over_the_memory_limit_is_refused_and_the_server_keeps_serving
         "{body}"
     );
 
+    // Within the limits it compiles (about 57 MB for the compiler; it is
+    // then refused for not being a worker), and that memory never shows up
+    // in the server: its peak resident size stays where it was.
+    let peak_before = peak_rss_kib(sigil.pid());
+    std::fs::write(
+        &sigil.manifest,
+        manifest("max_module_functions = 20000", big),
+    )
+    .unwrap();
+    let (status, body) = reload(admin).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("big.wasm: the module does not export `memory`"),
+        "{body}"
+    );
+    let peak_after = peak_rss_kib(sigil.pid());
+    assert!(
+        peak_after < peak_before + 25 * 1024,
+        "the server's peak RSS grew from {peak_before} KiB to {peak_after} KiB while compiling"
+    );
+
     stop.store(true, Ordering::Relaxed);
     let (ok, failures) = load.await.unwrap();
     assert!(failures.is_empty(), "{failures:?}");
@@ -619,4 +640,14 @@ async fn compiling_over_the_memory_limit_is_refused_and_the_server_keeps_serving
         "sigil exited:\n{}",
         sigil.logs()
     );
+}
+
+/// The peak resident set size of process `pid` (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
 }

@@ -450,3 +450,26 @@ async fn a_response_with_1000_headers_is_capped() {
         "{logs}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_handler_result_is_described_in_words() {
+    let dir = temp_dir();
+    let d = dir.path();
+    std::fs::write(
+        d.join("minus-one.wasm"),
+        crate::bad_modules::bad_output_location(),
+    )
+    .unwrap();
+    let manifest = format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\nmodule_cache = \"{}\"\n\n[[workers]]\nname = \"m\"\nmodule = \"minus-one.wasm\"\n\n[[routes]]\nworker = \"m\"\n",
+        module_cache()
+    );
+    let s = Sigil::start(d, &manifest);
+    let (status, body) = get(&client(), &s.http_url("/")).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("worker \"m\" failed: sigil_handle's return value is malformed: it points to 4294967295 bytes at offset 0xffffffff, past the end of the guest's 65536-byte memory"),
+        "{body}"
+    );
+    assert!(!body.contains("body of"), "{body}");
+}
