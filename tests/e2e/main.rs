@@ -5,6 +5,7 @@
 
 use sigil_testkit as support;
 
+mod bad_modules;
 mod blocked_networks;
 mod certs_cli;
 mod edge_certs;

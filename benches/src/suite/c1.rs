@@ -124,7 +124,11 @@ pub(super) async fn run(opts: &Options) -> Result<(Vec<Row>, serde_json::Value)>
         .map_err(|e| anyhow::anyhow!("Sigil refused the manifest:\n{e}"))?;
     let engine = server.engine().clone();
     let module = engine
-        .load_module(&module_path("hello"))
+        .load_module(
+            &module_path("hello"),
+            &sigil_runtime::engine::CompileLimits::default(),
+            &Limits::default(),
+        )
         .context("loading the hello module")?;
     let invocation = hello_invocation();
     let request_id: Arc<str> = invocation.request_id.as_str().into();

@@ -72,11 +72,40 @@ enum Command {
     /// Create, issue and inspect certificates (development PKI, CAs, client and server certificates).
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Internal: compile one worker module with the engine's settings, within a memory
+    /// limit, and write the serialized module. The server runs it as a child process.
+    #[command(name = "__compile", hide = true)]
+    Compile {
+        /// The module (`-` = stdin).
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// Where the compiled module goes (`-` = stdout).
+        #[arg(long = "out")]
+        output: PathBuf,
+        /// Address space this process may add to what it has at start, in MiB.
+        #[arg(long)]
+        memory_mb: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
     sigil_runtime::install_crypto_provider();
     let cli = Cli::parse();
+    if let Command::Compile {
+        input,
+        output,
+        memory_mb,
+    } = &cli.command
+    {
+        // No logging, no runtime: the parent reads stdout and the exit status.
+        return match sigil_runtime::engine::run_compiler(input, output, *memory_mb) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(e.code())
+            }
+        };
+    }
     logging::init(match cli.log_format {
         LogFormat::Text => logging::LogFormat::Text,
         LogFormat::Json => logging::LogFormat::Json,
@@ -89,6 +118,7 @@ fn main() -> ExitCode {
             tokio_main(serve::run(&config, Duration::from_secs(drain_secs)))
         }
         Command::Dev { config, certs_dir } => dev::run(&config, &certs_dir),
+        Command::Compile { .. } => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

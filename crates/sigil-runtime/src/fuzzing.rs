@@ -11,8 +11,12 @@ use sigil_sdk::codec;
 use sigil_sdk::wire::{FetchRequest, HandlerOutput, Invocation};
 use std::path::Path;
 
-/// The fuzz targets, by the name of their directory under `fuzz/corpus/`.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+/// A fuzz target: its name (the directory of its corpus under
+/// `fuzz/corpus/`) and the function that takes the bytes.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// The fuzz targets.
+pub const TARGETS: [Target; 5] = [
     ("host_calls", host_calls),
     ("manifest", manifest),
     ("authority", authority),

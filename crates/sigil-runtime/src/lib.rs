@@ -37,7 +37,7 @@ pub mod state;
 pub mod supervisor;
 pub mod telemetry;
 
-pub use supervisor::{BoundAddresses, Server, shutdown_signal};
+pub use supervisor::{BoundAddresses, LoadOptions, Server, shutdown_signal};
 
 /// Install aws-lc-rs as the process-wide rustls crypto provider (idempotent).
 /// Call it first thing in `main` and in tests.

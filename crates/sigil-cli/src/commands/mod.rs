@@ -8,6 +8,14 @@ pub mod serve;
 
 use anyhow::Context as _;
 
+/// How the `sigil` command loads a server: modules compile in a child
+/// process (this binary's hidden `__compile`) with a memory limit.
+pub fn load_options() -> sigil_runtime::LoadOptions {
+    sigil_runtime::LoadOptions {
+        compiler: std::env::current_exe().ok(),
+    }
+}
+
 /// A progress line on stderr, prefixed `sigil:`.
 pub fn progress(line: &str) {
     eprintln!("sigil: {line}");

@@ -70,6 +70,14 @@ pub struct ServerSection {
     /// Most inbound connections open at once across the HTTP and HTTPS listeners
     /// (default: derived from the file-descriptor limit).
     pub max_connections: Option<u64>,
+    /// Largest worker module file, in MiB, checked before compiling (default 64).
+    pub max_module_mb: Option<u64>,
+    /// Most functions a worker module may define, checked before compiling (default 50000).
+    pub max_module_functions: Option<u32>,
+    /// Memory (address space) the compiler process may use beyond its start, in MiB (default 1024).
+    pub compile_memory_mb: Option<u64>,
+    /// Longest a module may take to compile, in seconds (default 60).
+    pub compile_timeout_secs: Option<u64>,
 }
 
 /// `[outbound]`

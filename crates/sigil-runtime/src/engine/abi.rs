@@ -1,8 +1,9 @@
 //! The host side of the guest ABI: the `sigil.*` imports. See
 //! `sigil_sdk`'s `abi` module for the guest side and the table of calls.
 
+use super::output::{LogBudget, MAX_LINE, clean_line};
 use super::store::{FetchSlot, RequestState};
-use crate::telemetry::metrics::{SubrequestLabels, SubrequestOutcome, metrics};
+use crate::telemetry::metrics::{SubrequestLabels, SubrequestOutcome, WorkerStream, metrics};
 use sigil_sdk::codec;
 use sigil_sdk::wire::{FetchError, FetchRequest, FetchResult, LogLevel};
 use wasmtime::{AsContextMut, Caller, Linker, Memory, format_err};
@@ -12,9 +13,6 @@ pub const MODULE: &str = "sigil";
 
 /// Bytes of ABI overhead allowed beyond a request body in an encoded subrequest.
 const ENVELOPE: u64 = 256 << 10;
-
-/// Longest log line kept (longer lines are cut).
-const MAX_LOG_LINE: usize = 16 << 10;
 
 fn memory(caller: &mut Caller<'_, RequestState>) -> wasmtime::Result<Memory> {
     caller
@@ -164,29 +162,45 @@ fn fetch_read(
     Ok(0)
 }
 
-/// `sigil.log(level, ptr, len)`: one log line from the guest.
+/// `sigil.log(level, ptr, len)`: one log line from the guest, escaped and
+/// within the request's log budget (a panic message is always kept for the
+/// error, even when the budget is spent).
 fn log(
     mut caller: Caller<'_, RequestState>,
     level: i32,
     ptr: i32,
     len: i32,
 ) -> wasmtime::Result<()> {
-    let len = (len as u32 as usize).min(MAX_LOG_LINE) as i32;
-    let bytes = read_guest(&mut caller, "log", ptr, len)?;
-    let message = String::from_utf8_lossy(&bytes);
+    let level = LogLevel::from_raw(level);
+    let full = len as u32 as usize;
+    if caller.data().log.is_spent() && !matches!(level, LogLevel::Panic) {
+        return Ok(());
+    }
+    let bytes = read_guest(&mut caller, "log", ptr, full.min(MAX_LINE) as i32)?;
+    let mut raw = String::from_utf8_lossy(&bytes).into_owned();
+    if full > MAX_LINE {
+        raw.push_str(&format!(" [line cut: {full} bytes]"));
+    }
+    let message = clean_line(&raw);
     let state = caller.data_mut();
+    if matches!(level, LogLevel::Panic) {
+        state.panic_message = Some(message.clone());
+    }
+    if !state.log.admit(message.len()) {
+        state
+            .log
+            .mark_truncated(&state.call, WorkerStream::log, &LogBudget::exhausted());
+        return Ok(());
+    }
     let worker = &*state.call.worker;
     let request_id = &*state.call.request_id;
-    match LogLevel::from_raw(level) {
+    match level {
         LogLevel::Trace => tracing::trace!(worker, request_id, "{message}"),
         LogLevel::Debug => tracing::debug!(worker, request_id, "{message}"),
         LogLevel::Info => tracing::info!(worker, request_id, "{message}"),
         LogLevel::Warn => tracing::warn!(worker, request_id, "{message}"),
         LogLevel::Error => tracing::error!(worker, request_id, "{message}"),
-        LogLevel::Panic => {
-            tracing::error!(worker, request_id, "worker panicked: {message}");
-            state.panic_message = Some(message.into_owned());
-        }
+        LogLevel::Panic => tracing::error!(worker, request_id, "worker panicked: {message}"),
     }
     Ok(())
 }

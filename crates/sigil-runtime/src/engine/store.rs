@@ -2,12 +2,12 @@
 //! meter, the subrequests in flight and the context the host calls need.
 
 use super::cpu::CpuMeter;
+use super::output::{CappedPipe, LogBudget};
 use super::subrequest::CallContext;
 use sigil_sdk::wire::FetchResult;
 use std::collections::HashMap;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// A memory limiter that remembers whether it refused to grow, so a trap
 /// after an allocation failure can be reported as the memory limit.
@@ -118,20 +118,19 @@ pub struct RequestState {
     pub fetches: Fetches,
     /// The guest's panic message, if it panicked.
     pub panic_message: Option<String>,
-    /// Captured stdout.
-    pub stdout: MemoryOutputPipe,
-    /// Captured stderr.
-    pub stderr: MemoryOutputPipe,
+    /// Captured stdout (the first `OUTPUT_CAPTURE` bytes).
+    pub stdout: CappedPipe,
+    /// Captured stderr (the first `OUTPUT_CAPTURE` bytes).
+    pub stderr: CappedPipe,
+    /// What this request may still add to the server log.
+    pub log: LogBudget,
 }
-
-/// How much guest stdout/stderr is kept per request.
-const OUTPUT_CAPACITY: usize = 1 << 20;
 
 impl RequestState {
     /// Fresh state for one request.
     pub fn new(call: CallContext) -> Self {
-        let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-        let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+        let stdout = CappedPipe::default();
+        let stderr = CappedPipe::default();
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -146,6 +145,7 @@ impl RequestState {
             panic_message: None,
             stdout,
             stderr,
+            log: LogBudget::default(),
         }
     }
 }

@@ -140,6 +140,7 @@ impl Acceptor {
             };
             let kind = classify(&e);
             metrics()
+                .connections
                 .accept_errors
                 .get_or_create(&AcceptErrorLabels {
                     listener: self.label,

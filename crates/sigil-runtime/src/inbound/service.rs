@@ -325,7 +325,7 @@ async fn run(worker: &Worker, request: WorkerRequest) -> Response<Full<Bytes>> {
                     kind,
                 })
                 .inc();
-            text(e.status(), format!("{e}\n"))
+            text(e.status(), format!("{}\n", e.client_message(&request_id)))
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::config::{
     Findings, IDENTITY_CERTIFICATE, LoadedManifest, ManifestErrors, WorkerSection, fingerprint,
     parse_allowed_origin,
 };
-use crate::engine::{Engine, SdkWorker};
+use crate::engine::{CompileLimits, Engine, SdkWorker};
 use crate::identity;
 use crate::inbound::tls::{PolicyCache, build_policies};
 use crate::outbound::{ClientPool, PoolCache, Pools, WorkerOutbound};
@@ -161,9 +161,14 @@ impl Loader {
     ) -> Option<Worker> {
         let item = format!("worker \"{}\"", w.name);
         findings.read(&w.module);
+        let manifest = findings.manifest();
+        let limits = crate::config::Limits::default()
+            .with(&manifest.manifest.limits)
+            .with(&w.limits);
+        let compile = CompileLimits::from_server(&manifest.manifest.server);
         let module = self
             .engine
-            .load_module(&w.module)
+            .load_module(&w.module, &compile, &limits)
             .map_err(|e| findings.error(&item, e.to_string()))
             .ok();
         let name: Arc<str> = w.name.as_str().into();
@@ -177,10 +182,6 @@ impl Loader {
             .map_err(|e| findings.error(&item, format!("cannot build its outbound client: {e:#}")))
             .ok()?;
         let outbound = worker_outbound(w, identity, anonymous, parts.pools);
-        let manifest = findings.manifest();
-        let limits = crate::config::Limits::default()
-            .with(&manifest.manifest.limits)
-            .with(&w.limits);
         let handler = SdkWorker {
             engine: self.engine.clone(),
             module: module?,
