@@ -187,7 +187,7 @@ pub(super) async fn run(opts: &Options) -> Result<(Vec<Row>, serde_json::Value)>
             "instantiate + call hello, median",
             "us",
             p50,
-            20.0,
+            8.0,
             format!(
                 "{} x {} iterations; per-round medians {}",
                 runs.len(),
