@@ -73,6 +73,10 @@ key = "{key}"
 name = "probe"
 module = "{probe}"
 
+# Generous: a busy CI machine must not turn the 8 MiB response into a 503.
+[workers.limits]
+cpu_ms = 5000
+
 [[routes]]
 worker = "probe"
 "#,
@@ -371,6 +375,9 @@ async fn clients_that_never_read_are_dropped_after_the_write_timeout() {
     h1.write_all(format!("GET /big?{BIG} HTTP/1.1\r\nHost: open.example\r\n\r\n").as_bytes())
         .await
         .unwrap();
+    let mut status = [0u8; 12];
+    h1.read_exact(&mut status).await.unwrap();
+    assert_eq!(&status, b"HTTP/1.1 200", "the big response starts");
     // HTTP/2: the stream's window is never opened; the socket stays writable.
     let mut h2 = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
     h2.initial_stream_window_size(1024);
