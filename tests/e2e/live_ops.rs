@@ -385,7 +385,7 @@ worker = "probe"
         .lines()
         .find(|l| l.contains("worker panicked"))
         .expect("panic logged");
-    assert!(panic_line.contains("request{id="), "{panic_line}");
+    assert!(panic_line.contains("request_id="), "{panic_line}");
     assert!(
         !logs.contains("PRIVATE KEY"),
         "a private key reached the log"

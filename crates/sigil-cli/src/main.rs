@@ -106,7 +106,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    logging::init(match cli.log_format {
+    let log = logging::init(match cli.log_format {
         LogFormat::Text => logging::LogFormat::Text,
         LogFormat::Json => logging::LogFormat::Json,
     });
@@ -120,6 +120,8 @@ fn main() -> ExitCode {
         Command::Dev { config, certs_dir } => dev::run(&config, &certs_dir),
         Command::Compile { .. } => unreachable!("handled above"),
     };
+    // Buffered log lines first, then the error after them.
+    drop(log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -16,8 +16,10 @@ pub fn load_options() -> sigil_runtime::LoadOptions {
     }
 }
 
-/// A progress line on stderr, prefixed `sigil:`.
+/// A progress line on stderr, prefixed `sigil:` (after the log lines
+/// buffered so far, so the two stay in order).
 pub fn progress(line: &str) {
+    sigil_runtime::telemetry::log_writer::BatchedStderr::global().write_out();
     eprintln!("sigil: {line}");
 }
 

@@ -55,6 +55,9 @@ pub struct ServerSection {
     /// Most times one request may pass through Sigil (a worker calling
     /// Sigil's own listeners); past it, 508 Loop Detected (default 16).
     pub max_hops: Option<u32>,
+    /// One log line per request (target `sigil::access`, level info):
+    /// request id, worker, method, host, path, status and microseconds.
+    pub access_log: Option<bool>,
     /// Directory for the compiled-module cache (relative to the manifest); `""` disables it.
     pub module_cache: Option<String>,
     /// Milliseconds a client has to send a whole request head (default 60000).

@@ -143,6 +143,7 @@ impl Loader {
                 files: findings.files,
                 warnings: findings.warnings,
                 max_hops: m.manifest.server.max_hops.unwrap_or(DEFAULT_MAX_HOPS),
+                access_log: m.manifest.server.access_log.unwrap_or(false),
             },
             parts: Parts {
                 pools: pools.next,

@@ -6,6 +6,8 @@
 //! writes the buffer out every [`FLUSH_EVERY`], and a thread that finds the
 //! buffer over [`FLUSH_AT`] writes it out itself, so a flood of lines blocks
 //! its writers instead of growing without bound. Lines keep their order.
+//! Warnings and errors are rare and wanted at once: they are written out
+//! together with whatever is buffered before them.
 //!
 //! [`LogGuard`] flushes when dropped (the end of `main`), and a panic flushes
 //! before the panic message is printed, so no line is lost on the way out.
@@ -57,7 +59,11 @@ impl Shared {
 
 /// A `tracing_subscriber` writer appending to the batch buffer.
 #[derive(Clone)]
-pub struct BatchedStderr(Arc<Shared>);
+pub struct BatchedStderr {
+    shared: Arc<Shared>,
+    /// Write out after each line (warnings and errors).
+    eager: bool,
+}
 
 impl BatchedStderr {
     /// The process-wide buffer in front of standard error, with its flusher
@@ -76,14 +82,17 @@ impl BatchedStderr {
 
     /// A buffer in front of `sink`, without a flusher thread.
     fn new(sink: Box<dyn Write + Send>) -> BatchedStderr {
-        BatchedStderr(Arc::new(Shared {
-            pending: Mutex::new(Vec::with_capacity(FLUSH_AT)),
-            sink: Mutex::new(sink),
-        }))
+        BatchedStderr {
+            shared: Arc::new(Shared {
+                pending: Mutex::new(Vec::with_capacity(FLUSH_AT)),
+                sink: Mutex::new(sink),
+            }),
+            eager: false,
+        }
     }
 
     fn spawn_flusher(&self) {
-        let shared = Arc::downgrade(&self.0);
+        let shared = Arc::downgrade(&self.shared);
         let spawned = std::thread::Builder::new()
             .name("sigil-log".into())
             .spawn(move || {
@@ -100,15 +109,27 @@ impl BatchedStderr {
         }
     }
 
+    /// The writer for a line at `level`: warnings and errors are written out
+    /// at once, everything else waits for the next batch.
+    fn for_level(&self, level: tracing::Level) -> BatchedStderr {
+        BatchedStderr {
+            shared: self.shared.clone(),
+            eager: level <= tracing::Level::WARN,
+        }
+    }
+
     /// Write out everything buffered so far.
     pub fn write_out(&self) {
-        self.0.flush();
+        self.shared.flush();
     }
 }
 
 impl Write for BatchedStderr {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.append(buf);
+        self.shared.append(buf);
+        if self.eager {
+            self.shared.flush();
+        }
         Ok(buf.len())
     }
 
@@ -123,6 +144,10 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BatchedStderr {
 
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        self.for_level(*meta.level())
     }
 }
 
@@ -183,5 +208,19 @@ mod tests {
         drop(LogGuard(w.clone()));
         w.write_out();
         assert_eq!(batches.0.lock().unwrap().len(), 2, "nothing left over");
+    }
+
+    #[test]
+    fn warnings_and_errors_are_written_at_once() {
+        use tracing_subscriber::fmt::MakeWriter;
+        let batches = Batches::default();
+        let w = BatchedStderr::new(Box::new(batches.clone()));
+        let written = || batches.0.lock().unwrap().concat();
+        w.make_writer().write_all(b"info\n").unwrap();
+        assert!(written().is_empty());
+        w.for_level(tracing::Level::WARN)
+            .write_all(b"warn\n")
+            .unwrap();
+        assert_eq!(written(), b"info\nwarn\n", "in order, at once");
     }
 }

@@ -1,6 +1,8 @@
-//! Log output: `tracing` lines on stderr, human-readable or JSON, filtered by
-//! `RUST_LOG` (default `info`).
+//! Log output: `tracing` lines on stderr (written in batches, see
+//! [`super::log_writer`]), human-readable or JSON, filtered by `RUST_LOG`
+//! (default `info`).
 
+use super::log_writer::{BatchedStderr, LogGuard};
 use std::io::IsTerminal as _;
 
 /// How log lines are written.
@@ -12,18 +14,22 @@ pub enum LogFormat {
     Json,
 }
 
-/// Install the process-wide log subscriber.
-pub fn init(format: LogFormat) {
+/// Install the process-wide log subscriber, writing through the batched
+/// standard error of [`super::log_writer`]. Keep the guard until the end of
+/// `main`: dropping it writes out what is still buffered.
+pub fn init(format: LogFormat) -> LogGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let writer = BatchedStderr::global();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(writer.clone());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    LogGuard(writer)
 }
 
 /// `text` with every control character escaped, so text from a worker (log
