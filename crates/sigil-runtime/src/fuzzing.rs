@@ -9,6 +9,7 @@ use crate::inbound::host_rule::authority_of;
 use http::{HeaderValue, Version};
 use sigil_sdk::codec;
 use sigil_sdk::wire::{FetchRequest, HandlerOutput, Invocation};
+use sigil_sdk::wire_ref::{FetchRequestView, HandlerOutputView};
 use std::path::Path;
 
 /// A fuzz target: its name (the directory of its corpus under
@@ -31,6 +32,11 @@ pub fn host_calls(data: &[u8]) {
     let limit = 1 << 20;
     let _ = codec::decode::<FetchRequest>(data, limit);
     let _ = codec::decode::<HandlerOutput>(data, limit);
+    // What the host really reads from guest memory: the borrowed views.
+    if let Ok(HandlerOutputView::Response(view)) = codec::decode_view(data, limit) {
+        let _ = crate::engine::response_from_view(view);
+    }
+    let _ = codec::decode_view::<FetchRequestView>(data, limit);
     let _ = codec::decode::<Invocation>(data, limit);
     let (ptr, len) = codec::unpack(u64::from_le_bytes(
         data.get(..8)

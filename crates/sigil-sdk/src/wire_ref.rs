@@ -137,7 +137,10 @@ mod tests {
         WireRequest {
             method: "POST".into(),
             url: "https://a.example/p?q=1".into(),
-            headers: vec![("host".into(), "a.example".into()), ("x".into(), "é".into())],
+            headers: vec![
+                ("host".into(), "a.example".into()),
+                ("x".into(), "é".into()),
+            ],
             body: (0..=255).collect(),
         }
     }

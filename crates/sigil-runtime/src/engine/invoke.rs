@@ -3,14 +3,16 @@
 
 use super::cpu::Metered;
 use super::output::log_captured;
+use super::sdk_worker::into_http;
 use super::store::RequestState;
 use super::{CallContext, Engine, WorkerModule};
 use crate::config::LimitExceeded;
 use crate::state::WorkerError;
 use crate::telemetry::logging::escape_controls;
 use crate::telemetry::metrics::WorkerStream;
+use bytes::Bytes;
 use sigil_sdk::codec;
-use sigil_sdk::wire::{HandlerOutput, Invocation, WireResponse};
+use sigil_sdk::wire_ref::HandlerOutputView;
 use wasmtime::{Store, UpdateDeadline};
 
 /// Bytes of ABI overhead allowed beyond the response body limit.
@@ -38,19 +40,20 @@ impl Engine {
         store
     }
 
-    /// Run `invocation` on a fresh instance of `module`.
+    /// Run the encoded invocation `input` on a fresh instance of `module`;
+    /// the worker's response, or how it failed.
     pub async fn invoke(
         &self,
         module: &WorkerModule,
         call: CallContext,
-        invocation: &Invocation,
-    ) -> Result<WireResponse, WorkerError> {
+        input: &[u8],
+    ) -> Result<http::Response<Bytes>, WorkerError> {
         let limits = call.limits;
         let deadline = call.deadline;
         let worker = call.worker.to_string();
         let mut store = self.new_store(call);
         let meter = store.data().cpu.clone();
-        let call = Metered::new(call_handler(module, &mut store, invocation), meter);
+        let call = Metered::new(call_handler(module, &mut store, input), meter);
         // The request's deadline: its own timeout, or less when a calling
         // request (another hop through Sigil) has less time left.
         let outcome = tokio::time::timeout_at(deadline.into(), call).await;
@@ -71,26 +74,8 @@ impl Engine {
                     limit_ms: limits.timeout.as_millis() as u64,
                 },
             }),
-            Ok(Ok(HandlerOutput::Response(resp))) => {
-                if resp.body.len() as u64 > limits.max_response_body {
-                    return Err(WorkerError::Limit {
-                        worker,
-                        limit: LimitExceeded::ResponseBody {
-                            size: resp.body.len() as u64,
-                            limit: limits.max_response_body,
-                        },
-                    });
-                }
-                Ok(resp)
-            }
-            Ok(Ok(HandlerOutput::Error { status, message })) => Err(WorkerError::Handler {
-                status: if (400..=599).contains(&status) {
-                    status
-                } else {
-                    500
-                },
-                message,
-            }),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(CallError::Worker(e))) => Err(e),
             Ok(Err(CallError::Wasm(err))) => Err(classify(err, state, worker)),
             Ok(Err(CallError::Limit(limit))) => Err(WorkerError::Limit { worker, limit }),
             Ok(Err(CallError::Abi(message))) => Err(WorkerError::Trap {
@@ -103,6 +88,8 @@ impl Engine {
 }
 
 enum CallError {
+    /// The worker answered, but not with a response that can be sent.
+    Worker(WorkerError),
     Wasm(wasmtime::Error),
     Limit(LimitExceeded),
     Abi(String),
@@ -117,8 +104,8 @@ impl From<wasmtime::Error> for CallError {
 async fn call_handler(
     module: &WorkerModule,
     store: &mut Store<RequestState>,
-    invocation: &Invocation,
-) -> Result<HandlerOutput, CallError> {
+    input: &[u8],
+) -> Result<http::Response<Bytes>, CallError> {
     let instance = module.pre.instantiate_async(&mut *store).await?;
     let exports = &module.exports;
     let func = |store: &mut Store<RequestState>, export: &wasmtime::ModuleExport, name: &str| {
@@ -137,41 +124,58 @@ async fn call_handler(
     let handle =
         func(&mut *store, &exports.handle, "sigil_handle")?.typed::<(u32, u32), u64>(&*store)?;
 
-    let input = codec::encode(invocation).map_err(|e| CallError::Abi(e.0))?;
     let len = input.len() as u32;
     let ptr = alloc.call_async(&mut *store, len).await?;
     memory
-        .write(&mut *store, ptr as usize, &input)
+        .write(&mut *store, ptr as usize, input)
         .map_err(|_| {
             CallError::Abi(format!(
                 "sigil_alloc returned {ptr:#x}, outside the guest's memory"
             ))
         })?;
-    drop(input);
 
     let packed = handle.call_async(&mut *store, (ptr, len)).await?;
     let (out_ptr, out_len) = codec::unpack(packed);
-    let memory_size = memory.data_size(&*store) as u64;
-    if u64::from(out_ptr) + u64::from(out_len) > memory_size {
-        return Err(CallError::Abi(format!(
-            "sigil_handle's return value is malformed: it points to {out_len} bytes at offset {out_ptr:#x}, past the end of the guest's {memory_size}-byte memory (return the packed location of the encoded output, as sigil_sdk::export_handler! does)"
-        )));
-    }
     let limit = store.data().call.limits.max_response_body;
+    let data = memory.data(&*store);
+    let Some(output) = data.get(out_ptr as usize..out_ptr as usize + out_len as usize) else {
+        return Err(CallError::Abi(format!(
+            "sigil_handle's return value is malformed: it points to {out_len} bytes at offset {out_ptr:#x}, past the end of the guest's {}-byte memory (return the packed location of the encoded output, as sigil_sdk::export_handler! does)",
+            data.len()
+        )));
+    };
     if out_len as u64 > limit + ENVELOPE {
         return Err(CallError::Limit(LimitExceeded::ResponseBody {
             size: out_len as u64,
             limit,
         }));
     }
-    let mut output = vec![0u8; out_len as usize];
-    memory
-        .read(&*store, out_ptr as usize, &mut output)
-        .map_err(|_| {
-            CallError::Abi("sigil_handle returned a result outside the guest's memory".into())
-        })?;
-    codec::decode::<HandlerOutput>(&output, (limit + ENVELOPE) as usize)
-        .map_err(|e| CallError::Abi(format!("sigil_handle returned a malformed result: {e}")))
+    // Read in place: headers and body are borrowed from the guest's memory
+    // and copied once, into the response.
+    let view = codec::decode_view::<HandlerOutputView>(output, (limit + ENVELOPE) as usize)
+        .map_err(|e| CallError::Abi(format!("sigil_handle returned a malformed result: {e}")))?;
+    let call = &store.data().call;
+    match view {
+        HandlerOutputView::Response(resp) => {
+            if resp.body.len() as u64 > limit {
+                return Err(CallError::Limit(LimitExceeded::ResponseBody {
+                    size: resp.body.len() as u64,
+                    limit,
+                }));
+            }
+            into_http(resp, call).map_err(CallError::Worker)
+        }
+        HandlerOutputView::Error { status, message } => {
+            Err(CallError::Worker(WorkerError::Handler {
+                status: if (400..=599).contains(&status) {
+                    status
+                } else {
+                    500
+                },
+                message,
+            }))
+        }
+    }
 }
 
 /// Longest failure detail (trap text with its backtrace) kept for the log.
