@@ -6,6 +6,7 @@ use super::store::{FetchSlot, RequestState};
 use crate::telemetry::metrics::{SubrequestLabels, SubrequestOutcome, WorkerStream, metrics};
 use sigil_sdk::codec;
 use sigil_sdk::wire::{FetchError, FetchRequest, FetchResult, LogLevel};
+use std::task::Poll;
 use wasmtime::{AsContextMut, Caller, Linker, Memory, format_err};
 
 /// The import module name.
@@ -47,7 +48,13 @@ fn encode_result(result: &FetchResult) -> Vec<u8> {
 
 /// Register the `sigil.*` imports.
 pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
-    linker.func_wrap(MODULE, "fetch_start", fetch_start)?;
+    linker.func_wrap_async(
+        MODULE,
+        "fetch_start",
+        |caller: Caller<'_, RequestState>, (ptr, len): (i32, i32)| {
+            Box::new(fetch_start(caller, ptr, len))
+        },
+    )?;
     linker.func_wrap_async(
         MODULE,
         "fetch_wait",
@@ -58,8 +65,30 @@ pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> 
     Ok(())
 }
 
-/// `sigil.fetch_start(ptr, len) -> handle`: decode a subrequest and start it.
-fn fetch_start(mut caller: Caller<'_, RequestState>, ptr: i32, len: i32) -> wasmtime::Result<i64> {
+/// Poll the request's pending subrequests until `handle` is finished (or,
+/// with `None`, once). The time this takes is not the guest's CPU time:
+/// the meter is paused around every poll.
+async fn drive_subrequests(caller: &mut Caller<'_, RequestState>, handle: Option<u32>) {
+    std::future::poll_fn(|cx| {
+        let state = caller.data_mut();
+        state.cpu.pause();
+        let ready = state.fetches.poll_pending(cx, handle, encode_result);
+        state.cpu.resume();
+        match (handle, ready) {
+            (None, _) => Poll::Ready(()),
+            (Some(_), ready) => ready,
+        }
+    })
+    .await
+}
+
+/// `sigil.fetch_start(ptr, len) -> handle`: decode a subrequest and start
+/// it: its first poll takes a pooled connection or starts connecting.
+async fn fetch_start(
+    mut caller: Caller<'_, RequestState>,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<i64> {
     let limits = caller.data().call.limits;
     let max = limits.max_request_body + ENVELOPE;
     if len as u32 as u64 > max {
@@ -93,46 +122,28 @@ fn fetch_start(mut caller: Caller<'_, RequestState>, ptr: i32, len: i32) -> wasm
         FetchSlot::Done(encode_result(&err))
     } else {
         match state.call.subrequests.start(request, &state.call) {
-            Ok(future) => {
-                FetchSlot::Running(tokio::spawn(tracing::Instrument::in_current_span(future)))
-            }
+            Ok(future) => FetchSlot::Pending(future),
             Err(e) => FetchSlot::Done(encode_result(&Err(e))),
         }
     };
-    Ok(state.fetches.insert(slot) as i64)
+    let handle = state.fetches.insert(slot);
+    drive_subrequests(&mut caller, None).await;
+    Ok(handle as i64)
 }
 
 /// `sigil.fetch_wait(handle) -> len`: wait for a subrequest; `-1` for an unknown handle.
 async fn fetch_wait(mut caller: Caller<'_, RequestState>, handle: i32) -> wasmtime::Result<i64> {
     let handle = handle as u32;
-    let state = caller.data_mut();
-    let Some(slot) = state.fetches.slots.remove(&handle) else {
+    if !caller.data().fetches.slots.contains_key(&handle) {
         return Ok(-1i64);
-    };
-    let bytes = match slot {
-        FetchSlot::Done(bytes) => bytes,
-        FetchSlot::Running(task) => {
-            // Waiting is not CPU time: the request's future is
-            // not polled meanwhile (see CpuMeter).
-            let result = task.await.unwrap_or_else(|e| {
-                Err(FetchError::Other {
-                    binding: None,
-                    host: String::new(),
-                    cause: format!("subrequest task failed: {e}"),
-                })
-            });
-            encode_result(&result)
-        }
-    };
+    }
+    drive_subrequests(&mut caller, Some(handle)).await;
     // Time spent waiting is not CPU time: restart the deadline.
     caller.as_context_mut().set_epoch_deadline(1);
-    let len = bytes.len() as i64;
-    caller
-        .data_mut()
-        .fetches
-        .slots
-        .insert(handle, FetchSlot::Done(bytes));
-    Ok(len)
+    match caller.data().fetches.slots.get(&handle) {
+        Some(FetchSlot::Done(bytes)) => Ok(bytes.len() as i64),
+        _ => Ok(-1),
+    }
 }
 
 /// `sigil.fetch_read(handle, ptr, len) -> 0`: copy a finished result into the guest.

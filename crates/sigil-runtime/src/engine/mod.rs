@@ -27,7 +27,7 @@ mod subrequest;
 pub use compile::{CompileLimits, run_compiler};
 pub use module::{ModuleError, WorkerModule};
 pub use output::{MAX_LOG_BYTES, MAX_LOG_LINES, OUTPUT_CAPTURE};
-pub use sdk_worker::{MAX_HEADER_VALUE, MAX_RESPONSE_HEADERS, SdkWorker};
+pub use sdk_worker::{MAX_HEADER_VALUE, MAX_RESPONSE_HEADERS, SdkWorker, response_from_view};
 pub use store::RequestState;
 pub use subrequest::{CallContext, SubrequestFuture, Subrequests};
 
@@ -122,7 +122,7 @@ impl Engine {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = wasmtime::Engine::new(&config)?;
         let mut linker: Linker<RequestState> = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)?;
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, RequestState::wasi)?;
         abi::add_to_linker(&mut linker)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
