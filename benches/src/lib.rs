@@ -8,6 +8,9 @@
 //! * [`report`] puts a scenario next to its baseline as ratios.
 //! * [`sigil`] starts Sigil itself in-process (`server::load` + `server::serve`)
 //!   on a manifest written to a temporary directory.
+//! * [`child`] runs any of those servers in a child process of its own, and
+//!   [`procstat`] reads a process's CPU time, so the suite can divide each
+//!   server's CPU by the responses it served.
 //! * [`suite`] is every scenario of the benchmark issue with its baseline,
 //!   run by `cargo run --release -p sigil-bench --bin suite` (see
 //!   `BENCHMARKS.md`).
@@ -52,8 +55,10 @@
 #![warn(missing_docs)]
 
 pub mod baseline;
+pub mod child;
 pub mod loadgen;
 pub mod pki;
+pub mod procstat;
 pub mod report;
 pub mod sigil;
 pub mod suite;

@@ -1,13 +1,16 @@
 //! Self-check of the load generator and the baselines, loopback only and
 //! bounded in time (about 1 s per run) and request count.
 
+use std::path::Path;
 use std::time::Duration;
 
 use sigil_bench::baseline::bare_proxy::{self, BareProxyConfig};
 use sigil_bench::baseline::bare_server::{self, BareServerConfig};
 use sigil_bench::baseline::mtls_origin::{self, MtlsOriginConfig};
+use sigil_bench::child::{BareServerSpec, ChildServer, ServerSpec};
 use sigil_bench::loadgen::{self, ClientTls, LoadConfig, LoadReport, Mode, Stop};
 use sigil_bench::pki::TestPki;
+use sigil_bench::procstat::{self, CpuUse};
 
 const HOST: &str = "pay.alpha.example";
 /// Per-run bounds: about a second, never more than this many requests.
@@ -201,4 +204,47 @@ async fn bare_proxy_reuses_origin_connections_h2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bare_proxy_reuses_origin_connections_h1() {
     proxy_keeps_origin_connections(false).await;
+}
+
+/// A bare server in a child process (the suite binary with
+/// `--serve-child`), its CPU read around the measured window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_server_in_a_child_process_with_its_cpu_read() {
+    let pki = pki();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec =
+        BareServerSpec::from_config(&BareServerConfig::from_pki(&pki, &[HOST])).expect("spec");
+    let exe = Path::new(env!("CARGO_BIN_EXE_suite"));
+    let child = tokio::time::timeout(
+        TEST_TIMEOUT,
+        ChildServer::spawn(exe, dir.path(), "bare", &ServerSpec::BareServer(spec)),
+    )
+    .await
+    .expect("child start timed out")
+    .expect("child server");
+    let pid = child.pid();
+    assert_ne!(pid, std::process::id());
+
+    let url = format!("https://{HOST}/hello");
+    let mut cfg = load(&pki, &url, child.addr(), Mode::H1KeepAlive, 4);
+    cfg.warmup = Duration::from_millis(200);
+    let probe = move || async move { procstat::sample(pid).expect("the child's /proc entry") };
+    let w = tokio::time::timeout(TEST_TIMEOUT, loadgen::run_with_window(&cfg, probe))
+        .await
+        .expect("load run timed out")
+        .expect("load run");
+    println!("{}", w.report.table_row());
+    assert_clean(&w.report);
+    assert!(w.report.warmup_requests > 0);
+    let start = w.start.expect("a reading at the start of the window");
+    assert!(w.end.at > start.at);
+    let cpu = CpuUse::between(&start, &w.end, w.report.requests_per_sec);
+    println!("child: {cpu:?}");
+    assert!(cpu.cpu_s > 0.0, "the server used no CPU: {cpu:?}");
+    assert!(cpu.us_per_response > 0.0 && cpu.us_per_response.is_finite());
+    assert!(cpu.threads >= 2, "a multi-threaded runtime: {cpu:?}");
+
+    let counters = child.control().counters().await.expect("counters");
+    assert_eq!(counters["handshakes"], 4u64, "{counters}");
+    child.stop().await.expect("the child stops cleanly");
 }

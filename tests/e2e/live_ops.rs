@@ -20,7 +20,7 @@ fn replace_file(src: &Path, dst: &Path) {
     std::fs::rename(&tmp, dst).unwrap();
 }
 
-async fn scrape(admin: std::net::SocketAddr) -> prometheus_parse::Scrape {
+pub(crate) async fn scrape(admin: std::net::SocketAddr) -> prometheus_parse::Scrape {
     let text = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -36,7 +36,11 @@ async fn scrape(admin: std::net::SocketAddr) -> prometheus_parse::Scrape {
         .expect("valid Prometheus text format")
 }
 
-fn counter(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn counter(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
     scrape
         .samples
         .iter()
@@ -381,7 +385,7 @@ worker = "probe"
         .lines()
         .find(|l| l.contains("worker panicked"))
         .expect("panic logged");
-    assert!(panic_line.contains("request{id="), "{panic_line}");
+    assert!(panic_line.contains("request_id="), "{panic_line}");
     assert!(
         !logs.contains("PRIVATE KEY"),
         "a private key reached the log"
@@ -452,4 +456,198 @@ worker = "probe"
         .wait_exit(Duration::from_secs(10))
         .expect("sigil exits after draining");
     assert!(exit.success(), "{exit:?}\n{}", sigil.logs());
+}
+
+async fn reload(admin: std::net::SocketAddr) -> (u16, String) {
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("http://{admin}/reload"))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Requests `url` every few milliseconds until `stop`; returns (answered, failures).
+fn keep_requesting(
+    url: String,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(u64, Vec<String>)> {
+    tokio::spawn(async move {
+        let c = reqwest::Client::builder().no_proxy().build().unwrap();
+        let (mut ok, mut failures) = (0, Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            match c.get(&url).send().await {
+                Ok(r) if r.status().as_u16() == 200 => ok += 1,
+                Ok(r) => failures.push(format!(
+                    "{} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                )),
+                Err(e) => failures.push(format!("{e:?}")),
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (ok, failures)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_module_that_cannot_serve_is_refused_at_reload_and_the_old_one_keeps_serving() {
+    let dir = temp_dir();
+    let d = dir.path();
+    crate::bad_modules::write_all(d);
+    // The probe has a few hundred functions; this one is over the 1000 allowed.
+    std::fs::write(
+        d.join("too-many-functions.wasm"),
+        crate::bad_modules::many_functions(1001, true),
+    )
+    .unwrap();
+    let worker = d.join("w.wasm");
+    std::fs::copy(module("probe"), &worker).unwrap();
+    let manifest = format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nreload_poll_secs = 0\nmodule_cache = \"{}\"\nmax_module_functions = 1000\n\n[[workers]]\nname = \"w\"\nmodule = \"{}\"\n\n[[routes]]\nworker = \"w\"\n",
+        module_cache(),
+        worker.display()
+    );
+    let sigil = Sigil::start(d, &manifest);
+    let admin = sigil.admin.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = keep_requesting(sigil.http_url("/"), stop.clone());
+    let mut cases: Vec<(String, String)> = crate::bad_modules::cases()
+        .into_iter()
+        .map(|(name, _, expected)| (name.to_string(), expected.to_string()))
+        .collect();
+    cases.push((
+        "too-many-functions.wasm".into(),
+        "too-many-functions.wasm: the module defines 1001 functions, over the limit of 1000 (server.max_module_functions); refused before compiling".into(),
+    ));
+    for (name, expected) in cases {
+        replace_file(&d.join(&name), &worker);
+        let (status, body) = reload(admin).await;
+        // The error names the file being loaded (w.wasm) and the problem.
+        let problem = expected.split_once(": ").unwrap().1;
+        assert_eq!(status, 422, "{name}: {body}");
+        assert!(
+            body.contains(&format!("worker \"w\": {}: {problem}", worker.display())),
+            "{name}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failures) = load.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(ok > 20, "{ok} requests answered");
+    let m = scrape(admin).await;
+    assert_eq!(
+        counter(&m, "sigil_reloads_total", &[("result", "failed")]),
+        6.0
+    );
+    assert_eq!(counter(&m, "sigil_reloads_total", &[("result", "ok")]), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compiling_over_the_memory_limit_is_refused_and_the_server_keeps_serving() {
+    let dir = temp_dir();
+    let d = dir.path();
+    // 10,000 small functions: a few seconds and 90 MB to compile in a debug
+    // build, far more than the 16 MiB the reload allows.
+    std::fs::write(
+        d.join("big.wasm"),
+        crate::bad_modules::many_functions(10_000, false),
+    )
+    .unwrap();
+    let manifest = |server_extra: &str, extra_worker: &str| {
+        format!(
+            "[server]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nreload_poll_secs = 0\nmodule_cache = \"\"\n{server_extra}\n[[workers]]\nname = \"probe\"\nmodule = \"{}\"\n\n{extra_worker}[[routes]]\nworker = \"probe\"\n",
+            module("probe"),
+        )
+    };
+    let mut sigil = Sigil::start(d, &manifest("", ""));
+    let admin = sigil.admin.unwrap();
+    let big = "[[workers]]\nname = \"big\"\nmodule = \"big.wasm\"\n\n";
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = keep_requesting(sigil.http_url("/"), stop.clone());
+
+    std::fs::write(
+        &sigil.manifest,
+        manifest("max_module_functions = 20000\ncompile_memory_mb = 16", big),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (status, body) = reload(admin).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("worker \"big\": ")
+            && body.contains(
+                "big.wasm: compiling big.wasm needed more than 16 MiB (server.compile_memory_mb"
+            ),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Over the function limit: refused before any compiler starts.
+    std::fs::write(
+        &sigil.manifest,
+        manifest("max_module_functions = 5000", big),
+    )
+    .unwrap();
+    let (status, body) = reload(admin).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("the module defines 10000 functions, over the limit of 5000 (server.max_module_functions); refused before compiling"),
+        "{body}"
+    );
+
+    // Within the limits it compiles (about 57 MB for the compiler; it is
+    // then refused for not being a worker), and that memory never shows up
+    // in the server: its peak resident size stays where it was.
+    let peak_before = peak_rss_kib(sigil.pid());
+    std::fs::write(
+        &sigil.manifest,
+        manifest("max_module_functions = 20000", big),
+    )
+    .unwrap();
+    let (status, body) = reload(admin).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("big.wasm: the module does not export `memory`"),
+        "{body}"
+    );
+    let peak_after = peak_rss_kib(sigil.pid());
+    assert!(
+        peak_after < peak_before + 25 * 1024,
+        "the server's peak RSS grew from {peak_before} KiB to {peak_after} KiB while compiling"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failures) = load.await.unwrap();
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(ok > 5, "{ok} requests answered");
+    assert!(
+        sigil.wait_exit(Duration::from_millis(10)).is_none(),
+        "sigil exited:\n{}",
+        sigil.logs()
+    );
+}
+
+/// The peak resident set size of process `pid` (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
 }

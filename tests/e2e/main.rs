@@ -5,12 +5,14 @@
 
 use sigil_testkit as support;
 
+mod bad_modules;
 mod blocked_networks;
 mod certs_cli;
 mod components;
 mod components_lang;
 mod edge_certs;
 mod edge_hosts;
+mod fuzz_corpora;
 mod identity;
 mod inbound;
 mod live_ops;

@@ -44,6 +44,7 @@ fn fixtures(dir: &Path) {
     ca.crl_valid_for("stale", &[], -3600);
     std::fs::copy(module("probe"), dir.join("probe.wasm")).unwrap();
     std::fs::write(dir.join("not-wasm.wasm"), b"this is not wasm").unwrap();
+    crate::bad_modules::write_all(dir);
 }
 
 #[test]

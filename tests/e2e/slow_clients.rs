@@ -73,6 +73,10 @@ key = "{key}"
 name = "probe"
 module = "{probe}"
 
+# Generous: a busy CI machine must not turn the 8 MiB response into a 503.
+[workers.limits]
+cpu_ms = 5000
+
 [[routes]]
 worker = "probe"
 "#,
@@ -371,6 +375,9 @@ async fn clients_that_never_read_are_dropped_after_the_write_timeout() {
     h1.write_all(format!("GET /big?{BIG} HTTP/1.1\r\nHost: open.example\r\n\r\n").as_bytes())
         .await
         .unwrap();
+    let mut status = [0u8; 12];
+    h1.read_exact(&mut status).await.unwrap();
+    assert_eq!(&status, b"HTTP/1.1 200", "the big response starts");
     // HTTP/2: the stream's window is never opened; the socket stays writable.
     let mut h2 = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
     h2.initial_stream_window_size(1024);
@@ -492,13 +499,45 @@ fn cpu_time(pid: u32) -> Duration {
 }
 
 /// Resident memory of the process `pid`, in KiB.
+/// Resident memory of `pid` in KiB, without its wasm instance slots.
+///
+/// A pooling-allocator slot keeps the pages its last instance wrote (up to
+/// 4 MiB) resident for the next instance, so after a burst the pool holds
+/// about (instances alive at once) × (pages each wrote): memory of the
+/// instance pool, bounded by `server.max_instances`, not of connections.
+/// A slot is an anonymous mapping right before the PROT_NONE rest of its
+/// reservation (gigabytes); everything else counts.
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    // (start, end, readable/writable, anonymous, rss KiB) of each mapping.
+    let mut maps: Vec<(u64, u64, bool, bool, u64)> = Vec::new();
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or_default();
+        if let Some((start, end)) = first.split_once('-')
+            && !first.ends_with(':')
+        {
+            let perms = fields.next().unwrap_or_default();
+            let anonymous = fields.nth(3).is_none();
+            let range = |v: &str| u64::from_str_radix(v, 16).unwrap();
+            maps.push((range(start), range(end), perms != "---p", anonymous, 0));
+        } else if let Some(kb) = line.strip_prefix("Rss:") {
+            let kb = kb.trim().trim_end_matches("kB").trim().parse().unwrap();
+            maps.last_mut().expect("Rss after a mapping").4 = kb;
+        }
+    }
+    let reservation = |m: &(u64, u64, bool, bool, u64)| !m.2 && m.1 - m.0 >= 1 << 30;
+    maps.iter()
+        .enumerate()
+        .filter(|(i, m)| {
+            let slot = m.3
+                && maps
+                    .get(i + 1)
+                    .is_some_and(|n| n.0 == m.1 && reservation(n));
+            !slot
+        })
+        .map(|(_, m)| m.4)
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -792,7 +831,7 @@ async fn assert_memory_released(s: &Setup, baseline: u64, peak: u64) {
     let (_held, failures, second_peak) = five_hundred_slow_clients(s).await;
     let after_second = settle_rss(pid, near_baseline).await;
     eprintln!(
-        "RSS KiB: baseline {baseline}, peak {peak}, after {settled}; second wave: peak {second_peak}, after {after_second}"
+        "RSS without instance slots, KiB: baseline {baseline}, peak {peak}, after {settled}; second wave: peak {second_peak}, after {after_second}"
     );
     assert!(failures.is_empty(), "second wave: {failures:?}");
     assert!(
@@ -805,9 +844,11 @@ async fn assert_memory_released(s: &Setup, baseline: u64, peak: u64) {
     );
 }
 
-/// RSS once it is at most `target` KiB, or after 6 s, whichever comes first.
+/// RSS once it is at most `target` KiB, or after 10 s, whichever comes first
+/// (Sigil looks at its connection count every 2 s, and releases memory once
+/// the count has fallen and held still for a look).
 async fn settle_rss(pid: u32, target: u64) -> u64 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let now = rss_kib(pid);
         if now <= target || std::time::Instant::now() > deadline {

@@ -1,8 +1,11 @@
 //! End to end: real guests, the real `sigil` binary, real HTTP on loopback.
 //! Every bad behaviour of a guest fails only its own request.
 
+use crate::live_ops::{counter, scrape};
 use crate::support::sigil::Sigil;
 use crate::support::{module, module_cache, temp_dir};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn manifest(extra_limits: &str) -> String {
     format!(
@@ -119,7 +122,7 @@ async fn guest_failures_get_clear_statuses_and_messages() {
         (
             "/panic",
             500,
-            "worker \"probe\" panicked: probe was asked to panic",
+            "worker \"probe\" panicked; see the server log for request ",
         ),
         (
             "/big?2000000",
@@ -240,4 +243,233 @@ async fn subrequest_limit_and_unknown_binding_are_errors_for_the_guest() {
         .unwrap();
     let body = r.text().await.unwrap();
     assert!(body.contains("HostNotAllowed"), "{body}");
+}
+
+/// A manifest for the probe alone, with an admin listener and room for
+/// noisy requests (CPU time for 10 MB of output).
+fn noisy_manifest() -> String {
+    format!(
+        r#"
+[server]
+http = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+module_cache = "{cache}"
+
+[[workers]]
+name = "probe"
+module = "{probe}"
+[workers.limits]
+cpu_ms = 10000
+
+[[routes]]
+path = "/probe"
+worker = "probe"
+"#,
+        cache = module_cache(),
+        probe = module("probe"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_output_is_capped_escaped_and_counted() {
+    let dir = temp_dir();
+    let s = Sigil::start(dir.path(), &noisy_manifest());
+    let c = client();
+    let before = s.logs().len();
+    for path in ["/log-flood?10485760", "/stdout-flood?10485760", "/log-crlf"] {
+        let (status, body) = get(&c, &probe_url(&s, path)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logs = s.logs();
+    let added = &logs[before..];
+    // 20 MB of output became at most the per-request budget (256 KiB of
+    // text and 1000 lines each) plus the log line prefixes.
+    assert!(
+        added.len() < 1_200_000,
+        "the server log grew by {} bytes",
+        added.len()
+    );
+    let marked: Vec<&str> = added
+        .lines()
+        .filter(|l| l.contains("worker output truncated"))
+        .collect();
+    assert!(
+        marked
+            .iter()
+            .any(|l| l.contains("stream=\"log\"") || l.contains("stream=log")),
+        "{marked:?}"
+    );
+    assert!(marked.iter().any(|l| l.contains("stdout")), "{marked:?}");
+    // CR/LF and escape sequences arrive escaped, on the worker's own line.
+    assert!(
+        !added
+            .lines()
+            .any(|l| l.starts_with("2030-01-01") || l.contains('\u{1b}')),
+        "a worker forged a log line:\n{added}"
+    );
+    // sigil.log keeps the message on one line with CR/LF escaped; stdout and
+    // stderr are split into lines, each on a line of Sigil's own, tagged
+    // with the worker and stream.
+    let escaped = "before\\r\\n2030-01-01T00:00:00Z  INFO sigil: forged line\\u{1b}[31m";
+    assert_eq!(added.matches(escaped).count(), 1, "{added}");
+    let forged: Vec<&str> = added
+        .lines()
+        .filter(|l| l.contains("forged line"))
+        .collect();
+    assert_eq!(forged.len(), 3, "{forged:#?}");
+    for line in forged {
+        assert!(
+            line.contains("worker=\"probe\"") && line.contains("forged line\\u{1b}[31m"),
+            "{line}"
+        );
+    }
+    let m = scrape(s.admin.unwrap()).await;
+    for stream in ["log", "stdout"] {
+        assert_eq!(
+            counter(
+                &m,
+                "sigil_worker_output_truncated_total",
+                &[("worker", "probe"), ("stream", stream)]
+            ),
+            1.0,
+            "{stream}"
+        );
+    }
+}
+
+/// Send `first` and then a plain request on one connection, pipelined, and
+/// return everything the server sent.
+async fn pipelined(addr: std::net::SocketAddr, first: &str) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let requests = format!(
+        "GET {first} HTTP/1.1\r\nHost: localhost\r\n\r\nGET /probe/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(requests.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut out))
+        .await
+        .expect("the server answered both requests and closed")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn statuses_outside_200_to_599_are_refused_and_the_connection_goes_on() {
+    let dir = temp_dir();
+    let s = Sigil::start(dir.path(), &manifest(""));
+    for status in [101, 103, 999] {
+        let text = pipelined(s.http.unwrap(), &format!("/probe/status?{status}")).await;
+        let (first, second) = text
+            .split_once("\r\n\r\n")
+            .map(|(head, rest)| (head.to_string(), rest.to_string()))
+            .unwrap_or_default();
+        assert!(first.starts_with("HTTP/1.1 500"), "{status}:\n{text}");
+        assert!(
+            first.to_ascii_lowercase().contains("sigil-request-id: "),
+            "{text}"
+        );
+        assert!(
+            second.contains(&format!(
+                "worker \"probe\" returned an invalid response: status {status}"
+            )) && second.contains("a worker may answer with a status from 200 to 599")
+                && second.contains("see the server log for request "),
+            "{status}:\n{text}"
+        );
+        assert!(
+            second.contains("HTTP/1.1 200 OK") && second.ends_with("probe ok\n"),
+            "the next request on the connection was not answered:\n{text}"
+        );
+    }
+    let (status, body) = get(&client(), &probe_url(&s, "/status?201")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (201, "status chosen by the probe\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trap_and_panic_bodies_are_short_and_the_log_has_the_details() {
+    let dir = temp_dir();
+    let s = Sigil::start(dir.path(), &manifest(""));
+    let c = client();
+    for (path, what) in [("/trap", "failed: wasm trap"), ("/panic", "panicked")] {
+        let r = c.get(probe_url(&s, path)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 500);
+        let id = r.headers()["sigil-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = r.text().await.unwrap();
+        assert!(body.len() < 300, "{path}: {} bytes: {body}", body.len());
+        assert!(body.contains(&format!("worker \"probe\" {what}")), "{body}");
+        assert!(
+            body.ends_with(&format!("see the server log for request {id}\n")),
+            "{body}"
+        );
+        for secret in [
+            "backtrace",
+            "wasm function",
+            "probe.wasm",
+            "src/lib.rs",
+            "__rust",
+        ] {
+            assert!(!body.contains(secret), "{path}: {secret} in {body}");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = s.logs();
+    assert!(logs.contains("wasm backtrace"), "{logs}");
+    assert!(logs.contains("probe was asked to panic"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_response_with_1000_headers_is_capped() {
+    let dir = temp_dir();
+    let s = Sigil::start(dir.path(), &manifest(""));
+    let r = client()
+        .get(probe_url(&s, "/many-headers?1000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let kept = r
+        .headers()
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-probe-"))
+        .count();
+    // The probe's content-type and the first 89 of its own headers: 90.
+    assert_eq!(kept, 89);
+    assert!(r.headers().len() <= 100, "{}", r.headers().len());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = s.logs();
+    assert_eq!(
+        logs.matches("dropped response headers from the worker: 911 past the first 90 headers")
+            .count(),
+        1,
+        "{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_handler_result_is_described_in_words() {
+    let dir = temp_dir();
+    let d = dir.path();
+    std::fs::write(
+        d.join("minus-one.wasm"),
+        crate::bad_modules::bad_output_location(),
+    )
+    .unwrap();
+    let manifest = format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\nmodule_cache = \"{}\"\n\n[[workers]]\nname = \"m\"\nmodule = \"minus-one.wasm\"\n\n[[routes]]\nworker = \"m\"\n",
+        module_cache()
+    );
+    let s = Sigil::start(d, &manifest);
+    let (status, body) = get(&client(), &s.http_url("/")).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("worker \"m\" failed: sigil_handle's return value is malformed: it points to 4294967295 bytes at offset 0xffffffff, past the end of the guest's 65536-byte memory"),
+        "{body}"
+    );
+    assert!(!body.contains("body of"), "{body}");
 }

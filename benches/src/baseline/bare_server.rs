@@ -63,25 +63,32 @@ impl BareServerConfig {
     /// large `n`: about a key generation per name); otherwise all share one
     /// `*.extra.bench.example` certificate (still one `ServerConfig` each).
     pub fn with_extra_hostnames(
-        mut self,
+        self,
         pki: &TestPki,
         n: usize,
         distinct_certs: bool,
     ) -> Result<Self> {
-        let shared = if distinct_certs {
-            None
-        } else {
-            Some(pki.issue_server(&[format!("*.{EXTRA_SUFFIX}")])?)
-        };
+        if !distinct_certs {
+            let shared = pki.issue_server(&[format!("*.{EXTRA_SUFFIX}")])?;
+            return Ok(self.with_shared_extra_hostnames(n, &shared));
+        }
+        let mut cfg = self;
         for i in 0..n {
             let name = format!("h{i}.{EXTRA_SUFFIX}");
-            let cert = match &shared {
-                Some(c) => c.clone(),
-                None => pki.issue_server(std::slice::from_ref(&name))?,
-            };
-            self.extra.push((name, cert));
+            let cert = pki.issue_server(std::slice::from_ref(&name))?;
+            cfg.extra.push((name, cert));
         }
-        Ok(self)
+        Ok(cfg)
+    }
+
+    /// Adds `n` extra hostnames `h<i>.extra.bench.example` that all present
+    /// `cert` (which should cover `*.extra.bench.example`).
+    pub fn with_shared_extra_hostnames(mut self, n: usize, cert: &CertKeyPem) -> Self {
+        for i in 0..n {
+            self.extra
+                .push((format!("h{i}.{EXTRA_SUFFIX}"), cert.clone()));
+        }
+        self
     }
 }
 

@@ -36,6 +36,10 @@ struct Args {
     /// Internal: serve and reload the manifest in this directory (used by r1).
     #[arg(long, value_name = "DIR", hide = true)]
     r1_child: Option<PathBuf>,
+    /// Internal: run the server described by this JSON spec until stdin
+    /// closes (every measured server of h1, h2 and s1 runs so).
+    #[arg(long, value_name = "SPEC", hide = true)]
+    serve_child: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -45,6 +49,9 @@ fn main() -> Result<()> {
     }
     if let Some(dir) = &args.r1_child {
         return suite::r1_child_main(dir);
+    }
+    if let Some(spec) = &args.serve_child {
+        return sigil_bench::child::child_main(spec);
     }
     for o in &args.only {
         anyhow::ensure!(

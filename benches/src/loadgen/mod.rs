@@ -10,7 +10,9 @@
 //!   (session resumption off unless [`LoadConfig::tls_resumption`]) +
 //!   one HTTP/1.1 request with `Connection: close`, every request.
 //!
-//! Run with [`run`]; read the result in a [`LoadReport`].
+//! Run with [`run`]; read the result in a [`LoadReport`]. [`run_with_window`]
+//! also calls a probe at both ends of the measured phase (the suite reads
+//! the servers' CPU time there).
 
 mod report;
 mod worker;
@@ -26,7 +28,7 @@ use serde::Serialize;
 use crate::pki::CertKeyPem;
 
 pub use report::{LatencyUs, LoadReport};
-pub use worker::run;
+pub use worker::{Windowed, run, run_with_window};
 
 /// How requests are carried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

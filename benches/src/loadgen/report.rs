@@ -15,6 +15,8 @@ pub struct LatencyUs {
     pub p90: u64,
     /// 99th percentile.
     pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
     /// Maximum.
     pub max: u64,
     /// Mean.
@@ -31,6 +33,7 @@ impl LatencyUs {
             p50: h.value_at_quantile(0.50),
             p90: h.value_at_quantile(0.90),
             p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
             max: h.max(),
             mean: h.mean(),
         }
@@ -74,7 +77,7 @@ impl LoadReport {
     /// Column headers matching [`LoadReport::table_row`].
     pub fn table_header() -> String {
         format!(
-            "{:<28} {:<8} {:>5} {:>9} {:>6} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9} {:>7}",
+            "{:<28} {:<8} {:>5} {:>9} {:>6} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}",
             "label",
             "mode",
             "conc",
@@ -85,6 +88,7 @@ impl LoadReport {
             "p50us",
             "p90us",
             "p99us",
+            "p99.9us",
             "maxus",
             "secs"
         )
@@ -93,7 +97,7 @@ impl LoadReport {
     /// One table line.
     pub fn table_row(&self) -> String {
         format!(
-            "{:<28} {:<8} {:>5} {:>9} {:>6} {:>8} {:>10.0} {:>8} {:>8} {:>8} {:>9} {:>7.2}",
+            "{:<28} {:<8} {:>5} {:>9} {:>6} {:>8} {:>10.0} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7.2}",
             self.label,
             self.mode,
             self.concurrency,
@@ -104,6 +108,7 @@ impl LoadReport {
             self.latency_us.p50,
             self.latency_us.p90,
             self.latency_us.p99,
+            self.latency_us.p999,
             self.latency_us.max,
             self.elapsed_s
         )

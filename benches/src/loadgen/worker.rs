@@ -385,6 +385,56 @@ async fn resolve_target(cfg: &LoadConfig) -> Result<Target> {
 /// Needs a Tokio runtime (multi-threaded for meaningful numbers) and an
 /// installed rustls crypto provider.
 pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
+    Ok(run_with_window(cfg, || async {}).await?.report)
+}
+
+/// A load run with what `probe` read at both ends of its measured phase.
+#[derive(Clone, Debug)]
+pub struct Windowed<S> {
+    /// The load generator's report of the measured phase.
+    pub report: LoadReport,
+    /// The probe's reading as the measured phase began (after warm-up);
+    /// `None` if that reading failed (its task panicked).
+    pub start: Option<S>,
+    /// The probe's reading once every measured request had completed.
+    pub end: S,
+}
+
+/// [`run`], calling `probe` when the measured phase begins (a task waiting
+/// for the end of warm-up) and again right after the last measured request
+/// completed, e.g. to read a server's CPU time around exactly the requests
+/// the report counts.
+pub async fn run_with_window<S, P, F>(cfg: &LoadConfig, probe: P) -> Result<Windowed<S>>
+where
+    P: Fn() -> F + Send + Sync + 'static,
+    F: Future<Output = S> + Send + 'static,
+    S: Send + 'static,
+{
+    let shared = prepare(cfg).await?;
+    let measure_start = shared.measure_start;
+    let probe = Arc::new(probe);
+    let first = {
+        let probe = probe.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_start.into()).await;
+            probe().await
+        })
+    };
+    let total = drive(cfg, &shared).await?;
+    let elapsed_s = Instant::now()
+        .saturating_duration_since(measure_start)
+        .as_secs_f64();
+    let end = probe().await;
+    let start = first.await.ok();
+    Ok(Windowed {
+        report: report(cfg, total, elapsed_s),
+        start,
+        end,
+    })
+}
+
+/// The state every worker shares: TLS client, target, phase boundaries.
+async fn prepare(cfg: &LoadConfig) -> Result<Arc<Shared>> {
     anyhow::ensure!(cfg.concurrency > 0, "concurrency must be at least 1");
     let alpn = match cfg.mode {
         Mode::H2 => vec![b"h2".to_vec()],
@@ -396,14 +446,13 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
     }
     let target = resolve_target(cfg).await?;
     let h2_connections = cfg.h2_connections.clamp(1, cfg.concurrency);
-    let start = Instant::now();
-    let measure_start = start + cfg.warmup;
+    let measure_start = Instant::now() + cfg.warmup;
     let (deadline, budget) = match cfg.stop {
         Stop::Duration(d) => (Some(measure_start + d), None),
         Stop::Requests(n) => (None, Some(n)),
         Stop::First(d, n) => (Some(measure_start + d), Some(n)),
     };
-    let shared = Arc::new(Shared {
+    Ok(Arc::new(Shared {
         target,
         connector: TlsConnector::from(Arc::new(tls)),
         mode: cfg.mode,
@@ -413,7 +462,12 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
         budget,
         issued: AtomicU64::new(0),
         h2_slots: (0..h2_connections).map(|_| Mutex::new(None)).collect(),
-    });
+    }))
+}
+
+/// Runs `cfg.concurrency` workers to the end and merges their counters.
+async fn drive(cfg: &LoadConfig, shared: &Arc<Shared>) -> Result<Stats> {
+    let h2_connections = shared.h2_slots.len();
     let workers: Vec<_> = (0..cfg.concurrency)
         .map(|i| {
             let shared = shared.clone();
@@ -428,9 +482,12 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
     for w in workers {
         total.merge(w.await.context("load worker panicked")?);
     }
-    let elapsed = Instant::now().saturating_duration_since(measure_start);
-    let elapsed_s = elapsed.as_secs_f64();
-    Ok(LoadReport {
+    Ok(total)
+}
+
+/// The report of a finished run whose measured phase lasted `elapsed_s`.
+fn report(cfg: &LoadConfig, total: Stats, elapsed_s: f64) -> LoadReport {
+    LoadReport {
         label: cfg.label.clone(),
         mode: cfg.mode.to_string(),
         concurrency: cfg.concurrency,
@@ -448,5 +505,5 @@ pub async fn run(cfg: &LoadConfig) -> Result<LoadReport> {
             0.0
         },
         latency_us: LatencyUs::from_histogram(&total.hist),
-    })
+    }
 }

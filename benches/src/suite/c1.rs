@@ -124,31 +124,37 @@ pub(super) async fn run(opts: &Options) -> Result<(Vec<Row>, serde_json::Value)>
         .map_err(|e| anyhow::anyhow!("Sigil refused the manifest:\n{e}"))?;
     let engine = server.engine().clone();
     let module = engine
-        .load_module(&module_path("hello"))
+        .load_module(
+            &module_path("hello"),
+            &sigil_runtime::engine::CompileLimits::default(),
+            &Limits::default(),
+        )
         .context("loading the hello module")?;
     let invocation = hello_invocation();
     let request_id: Arc<str> = invocation.request_id.as_str().into();
     let call = || call_context(request_id.clone());
 
+    // The serving path encodes the invocation for every request: so do we.
+    let input = || sigil_sdk::codec::encode(&invocation).expect("encode the invocation");
     // Sanity: the hello worker answers.
     let first = engine
-        .invoke(&module, call(), &invocation)
+        .invoke(&module, call(), &input())
         .await
         .map_err(|e| anyhow::anyhow!("hello failed: {e}"))?;
-    anyhow::ensure!(first.status == 200, "hello answered {}", first.status);
+    anyhow::ensure!(first.status() == 200, "hello answered {}", first.status());
 
     let mut runs = Vec::new();
     for round in 0..opts.rounds {
         let deadline = Instant::now() + Duration::from_secs(120);
         for _ in 0..opts.c1_warmup {
-            let _ = engine.invoke(&module, call(), &invocation).await;
+            let _ = engine.invoke(&module, call(), &input()).await;
         }
         let mut us = Vec::with_capacity(opts.c1_iterations);
         let mut failures = 0usize;
         for _ in 0..opts.c1_iterations {
             let c = call();
             let t = Instant::now();
-            let r = engine.invoke(&module, c, &invocation).await;
+            let r = engine.invoke(&module, c, &input()).await;
             us.push(t.elapsed().as_secs_f64() * 1e6);
             failures += usize::from(r.is_err());
             if Instant::now() > deadline {
@@ -183,7 +189,7 @@ pub(super) async fn run(opts: &Options) -> Result<(Vec<Row>, serde_json::Value)>
             "instantiate + call hello, median",
             "us",
             p50,
-            20.0,
+            8.0,
             format!(
                 "{} x {} iterations; per-round medians {}",
                 runs.len(),
@@ -302,7 +308,7 @@ async fn breakdown(opts: &Options, invocation: &Invocation, variant: Variant) ->
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = wasmtime::Engine::new(&config)?;
     let mut linker: Linker<RequestState> = Linker::new(&engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)?;
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, RequestState::wasi)?;
     linker.func_wrap(
         "sigil",
         "fetch_start",
@@ -339,7 +345,7 @@ async fn breakdown(opts: &Options, invocation: &Invocation, variant: Variant) ->
     let request_id: Arc<str> = invocation.request_id.as_str().into();
 
     const PHASES: [&str; 8] = [
-        "RequestState::new (WASI ctx, pipes)",
+        "RequestState::new (pipes; WASI ctx on first use)",
         "Store::new + limiter + epoch setup",
         "InstancePre::instantiate_async (pool)",
         "export lookups + sigil_abi_version call",

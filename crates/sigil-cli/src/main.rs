@@ -84,12 +84,45 @@ enum Command {
     /// Create, issue and inspect certificates (development PKI, CAs, client and server certificates).
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Internal: compile one worker module with the engine's settings, within a memory
+    /// limit, and write the serialized module. The server runs it as a child process.
+    #[command(name = "__compile", hide = true)]
+    Compile {
+        /// The module (`-` = stdin).
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// Where the compiled module goes (`-` = stdout).
+        #[arg(long = "out")]
+        output: PathBuf,
+        /// Address space this process may add to what it has at start, in MiB.
+        #[arg(long)]
+        memory_mb: Option<u64>,
+        /// The input is a component (`wasi:http/proxy`), not a core module.
+        #[arg(long)]
+        component: bool,
+    },
 }
 
 fn main() -> ExitCode {
     sigil_runtime::install_crypto_provider();
     let cli = Cli::parse();
-    logging::init(match cli.log_format {
+    if let Command::Compile {
+        input,
+        output,
+        memory_mb,
+        component,
+    } = &cli.command
+    {
+        // No logging, no runtime: the parent reads stdout and the exit status.
+        return match sigil_runtime::engine::run_compiler(input, output, *memory_mb, *component) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(e.code())
+            }
+        };
+    }
+    let log = logging::init(match cli.log_format {
         LogFormat::Text => logging::LogFormat::Text,
         LogFormat::Json => logging::LogFormat::Json,
     });
@@ -102,7 +135,10 @@ fn main() -> ExitCode {
             tokio_main(serve::run(&config, Duration::from_secs(drain_secs)))
         }
         Command::Dev { config, certs_dir } => dev::run(&config, &certs_dir),
+        Command::Compile { .. } => unreachable!("handled above"),
     };
+    // Buffered log lines first, then the error after them.
+    drop(log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -27,6 +27,7 @@ pub mod admin;
 pub mod authority;
 pub mod config;
 pub mod engine;
+pub mod fuzzing;
 pub mod headers;
 pub mod identity;
 pub mod inbound;
@@ -36,7 +37,7 @@ pub mod state;
 pub mod supervisor;
 pub mod telemetry;
 
-pub use supervisor::{BoundAddresses, Server, shutdown_signal};
+pub use supervisor::{BoundAddresses, LoadOptions, Server, shutdown_signal};
 
 /// Install aws-lc-rs as the process-wide rustls crypto provider (idempotent).
 /// Call it first thing in `main` and in tests.

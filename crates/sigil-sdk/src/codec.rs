@@ -4,7 +4,7 @@
 //! it accepts, and bincode's limit stops a hostile length prefix from causing
 //! a huge allocation.
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// Why a value could not be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,14 +40,24 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// Decode a wire value from at most `max_len` bytes. Trailing bytes, a value
 /// that claims more bytes than are present, and inputs over `max_len` are errors.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], max_len: usize) -> Result<T, CodecError> {
+    decode_view(bytes, max_len)
+}
+
+/// Like [`decode`], for a value that may borrow from `bytes` (the
+/// [`wire_ref`](crate::wire_ref) views).
+pub fn decode_view<'de, T: Deserialize<'de>>(
+    bytes: &'de [u8],
+    max_len: usize,
+) -> Result<T, CodecError> {
     if bytes.len() > max_len {
         return Err(CodecError(format!(
             "{} bytes exceed the limit of {max_len} bytes",
             bytes.len()
         )));
     }
-    let (value, read) = bincode::serde::decode_from_slice::<T, _>(bytes, config::<MAX_DECODE>())
-        .map_err(|e| CodecError(format!("malformed bytes: {e}")))?;
+    let (value, read) =
+        bincode::serde::borrow_decode_from_slice::<T, _>(bytes, config::<MAX_DECODE>())
+            .map_err(|e| CodecError(format!("malformed bytes: {e}")))?;
     if read != bytes.len() {
         return Err(CodecError(format!(
             "malformed bytes: {} trailing bytes after the value",
@@ -99,6 +109,30 @@ mod tests {
         trailing.push(0);
         assert!(decode::<WireResponse>(&trailing, 1024).is_err());
         assert!(decode::<WireResponse>(&ok, 1).is_err());
+    }
+
+    #[test]
+    fn bodies_are_encoded_as_before_serde_bytes() {
+        // Before bodies were `serde_bytes`, a body was a sequence of `u8`:
+        // the same bytes, so guests built against either SDK still work.
+        #[derive(serde::Serialize)]
+        struct Before {
+            status: u16,
+            headers: Vec<(String, String)>,
+            body: Vec<u8>,
+        }
+        let body: Vec<u8> = (0..=255).chain(0..=255).collect();
+        let before = Before {
+            status: 200,
+            headers: vec![("a".into(), "b".into())],
+            body: body.clone(),
+        };
+        let now = WireResponse {
+            status: 200,
+            headers: vec![("a".into(), "b".into())],
+            body,
+        };
+        assert_eq!(encode(&before).unwrap(), encode(&now).unwrap());
     }
 
     #[test]

@@ -35,6 +35,7 @@ mod fetch;
 mod http;
 pub mod log;
 pub mod wire;
+pub mod wire_ref;
 
 pub use export::{Error, IntoHandlerOutput};
 pub use fetch::{Binding, Fetch, PendingFetch, fetch, fetch_all};

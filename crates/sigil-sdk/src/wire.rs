@@ -21,7 +21,9 @@ pub struct WireRequest {
     pub url: String,
     /// Header fields in order; names are lower case.
     pub headers: Vec<(String, String)>,
-    /// The whole body.
+    /// The whole body (encoded as one length-prefixed run of bytes, the
+    /// same bytes as a sequence of `u8`, copied at once).
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
 
@@ -32,7 +34,9 @@ pub struct WireResponse {
     pub status: u16,
     /// Header fields in order; names are lower case.
     pub headers: Vec<(String, String)>,
-    /// The whole body.
+    /// The whole body (encoded as one length-prefixed run of bytes, the
+    /// same bytes as a sequence of `u8`, copied at once).
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 /// Check the manifest at `config`, printing warnings and a summary.
 pub fn check(config: &Path) -> anyhow::Result<()> {
-    match Server::load(config) {
+    match Server::load_with(config, &super::load_options()) {
         Ok(server) => {
             let g = server.runtime().current();
             for w in &g.warnings {

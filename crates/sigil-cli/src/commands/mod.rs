@@ -9,8 +9,18 @@ pub mod serve;
 
 use anyhow::Context as _;
 
-/// A progress line on stderr, prefixed `sigil:`.
+/// How the `sigil` command loads a server: modules compile in a child
+/// process (this binary's hidden `__compile`) with a memory limit.
+pub fn load_options() -> sigil_runtime::LoadOptions {
+    sigil_runtime::LoadOptions {
+        compiler: std::env::current_exe().ok(),
+    }
+}
+
+/// A progress line on stderr, prefixed `sigil:` (after the log lines
+/// buffered so far, so the two stay in order).
 pub fn progress(line: &str) {
+    sigil_runtime::telemetry::log_writer::BatchedStderr::global().write_out();
     eprintln!("sigil: {line}");
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// Serve the manifest at `config`; drain requests for up to `drain` on shutdown.
 pub async fn run(config: &Path, drain: Duration) -> anyhow::Result<()> {
-    let server = match Server::load(config) {
+    let server = match Server::load_with(config, &super::load_options()) {
         Ok(server) => server,
         Err(errors) => anyhow::bail!("the configuration is not valid:\n{errors}"),
     };

@@ -55,6 +55,9 @@ pub struct ServerSection {
     /// Most times one request may pass through Sigil (a worker calling
     /// Sigil's own listeners); past it, 508 Loop Detected (default 16).
     pub max_hops: Option<u32>,
+    /// One log line per request (target `sigil::access`, level info):
+    /// request id, worker, method, host, path, status and microseconds.
+    pub access_log: Option<bool>,
     /// Directory for the compiled-module cache (relative to the manifest); `""` disables it.
     pub module_cache: Option<String>,
     /// Milliseconds a client has to send a whole request head (default 60000).
@@ -70,6 +73,14 @@ pub struct ServerSection {
     /// Most inbound connections open at once across the HTTP and HTTPS listeners
     /// (default: derived from the file-descriptor limit).
     pub max_connections: Option<u64>,
+    /// Largest worker module file, in MiB, checked before compiling (default 64).
+    pub max_module_mb: Option<u64>,
+    /// Most functions a worker module may define, checked before compiling (default 50000).
+    pub max_module_functions: Option<u32>,
+    /// Memory (address space) the compiler process may use beyond its start, in MiB (default 1024).
+    pub compile_memory_mb: Option<u64>,
+    /// Longest a module may take to compile, in seconds (default 60).
+    pub compile_timeout_secs: Option<u64>,
 }
 
 /// `[outbound]`

@@ -119,6 +119,7 @@ fn server(p: &mut Problems<'_>, server: &ServerSection, man: &Manifest) {
     for (key, problem) in check_connection_settings(server) {
         p.add(format!("server.{key}"), problem);
     }
+    compile_limits(p, server);
     shared_addresses(p, server);
     if server.worker_share.is_some_and(|s| !(s > 0.0 && s <= 1.0)) {
         p.add(
@@ -128,6 +129,26 @@ fn server(p: &mut Problems<'_>, server: &ServerSection, man: &Manifest) {
     }
     if server.max_hops == Some(0) {
         p.add("server.max_hops", "must be at least 1 (default 16)");
+    }
+}
+
+/// Limits on module size and compilation must leave room to compile anything.
+fn compile_limits(p: &mut Problems<'_>, server: &ServerSection) {
+    for (key, value) in [
+        ("max_module_mb", server.max_module_mb),
+        (
+            "max_module_functions",
+            server.max_module_functions.map(u64::from),
+        ),
+        ("compile_memory_mb", server.compile_memory_mb),
+        ("compile_timeout_secs", server.compile_timeout_secs),
+    ] {
+        if value == Some(0) {
+            p.add(
+                format!("server.{key}"),
+                "must be at least 1 (see docs/manifest.md for the default)",
+            );
+        }
     }
 }
 

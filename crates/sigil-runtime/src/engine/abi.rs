@@ -1,10 +1,12 @@
 //! The host side of the guest ABI: the `sigil.*` imports. See
 //! `sigil_sdk`'s `abi` module for the guest side and the table of calls.
 
+use super::output::{LogBudget, MAX_LINE, clean_line};
 use super::store::{FetchSlot, RequestState};
-use crate::telemetry::metrics::{SubrequestLabels, SubrequestOutcome, metrics};
+use crate::telemetry::metrics::{SubrequestLabels, SubrequestOutcome, WorkerStream, metrics};
 use sigil_sdk::codec;
 use sigil_sdk::wire::{FetchError, FetchRequest, FetchResult, LogLevel};
+use std::task::Poll;
 use wasmtime::{AsContextMut, Caller, Linker, Memory, format_err};
 
 /// The import module name.
@@ -12,9 +14,6 @@ pub const MODULE: &str = "sigil";
 
 /// Bytes of ABI overhead allowed beyond a request body in an encoded subrequest.
 const ENVELOPE: u64 = 256 << 10;
-
-/// Longest log line kept (longer lines are cut).
-const MAX_LOG_LINE: usize = 16 << 10;
 
 fn memory(caller: &mut Caller<'_, RequestState>) -> wasmtime::Result<Memory> {
     caller
@@ -49,7 +48,13 @@ fn encode_result(result: &FetchResult) -> Vec<u8> {
 
 /// Register the `sigil.*` imports.
 pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> {
-    linker.func_wrap(MODULE, "fetch_start", fetch_start)?;
+    linker.func_wrap_async(
+        MODULE,
+        "fetch_start",
+        |caller: Caller<'_, RequestState>, (ptr, len): (i32, i32)| {
+            Box::new(fetch_start(caller, ptr, len))
+        },
+    )?;
     linker.func_wrap_async(
         MODULE,
         "fetch_wait",
@@ -60,8 +65,30 @@ pub fn add_to_linker(linker: &mut Linker<RequestState>) -> wasmtime::Result<()> 
     Ok(())
 }
 
-/// `sigil.fetch_start(ptr, len) -> handle`: decode a subrequest and start it.
-fn fetch_start(mut caller: Caller<'_, RequestState>, ptr: i32, len: i32) -> wasmtime::Result<i64> {
+/// Poll the request's pending subrequests until `handle` is finished (or,
+/// with `None`, once). The time this takes is not the guest's CPU time:
+/// the meter is paused around every poll.
+async fn drive_subrequests(caller: &mut Caller<'_, RequestState>, handle: Option<u32>) {
+    std::future::poll_fn(|cx| {
+        let state = caller.data_mut();
+        state.cpu.pause();
+        let ready = state.fetches.poll_pending(cx, handle, encode_result);
+        state.cpu.resume();
+        match (handle, ready) {
+            (None, _) => Poll::Ready(()),
+            (Some(_), ready) => ready,
+        }
+    })
+    .await
+}
+
+/// `sigil.fetch_start(ptr, len) -> handle`: decode a subrequest and start
+/// it: its first poll takes a pooled connection or starts connecting.
+async fn fetch_start(
+    mut caller: Caller<'_, RequestState>,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<i64> {
     let limits = caller.data().call.limits;
     let max = limits.max_request_body + ENVELOPE;
     if len as u32 as u64 > max {
@@ -95,46 +122,28 @@ fn fetch_start(mut caller: Caller<'_, RequestState>, ptr: i32, len: i32) -> wasm
         FetchSlot::Done(encode_result(&err))
     } else {
         match state.call.subrequests.start(request, &state.call) {
-            Ok(future) => {
-                FetchSlot::Running(tokio::spawn(tracing::Instrument::in_current_span(future)))
-            }
+            Ok(future) => FetchSlot::Pending(future),
             Err(e) => FetchSlot::Done(encode_result(&Err(e))),
         }
     };
-    Ok(state.fetches.insert(slot) as i64)
+    let handle = state.fetches.insert(slot);
+    drive_subrequests(&mut caller, None).await;
+    Ok(handle as i64)
 }
 
 /// `sigil.fetch_wait(handle) -> len`: wait for a subrequest; `-1` for an unknown handle.
 async fn fetch_wait(mut caller: Caller<'_, RequestState>, handle: i32) -> wasmtime::Result<i64> {
     let handle = handle as u32;
-    let state = caller.data_mut();
-    let Some(slot) = state.fetches.slots.remove(&handle) else {
+    if !caller.data().fetches.slots.contains_key(&handle) {
         return Ok(-1i64);
-    };
-    let bytes = match slot {
-        FetchSlot::Done(bytes) => bytes,
-        FetchSlot::Running(task) => {
-            // Waiting is not CPU time: the request's future is
-            // not polled meanwhile (see CpuMeter).
-            let result = task.await.unwrap_or_else(|e| {
-                Err(FetchError::Other {
-                    binding: None,
-                    host: String::new(),
-                    cause: format!("subrequest task failed: {e}"),
-                })
-            });
-            encode_result(&result)
-        }
-    };
+    }
+    drive_subrequests(&mut caller, Some(handle)).await;
     // Time spent waiting is not CPU time: restart the deadline.
     caller.as_context_mut().set_epoch_deadline(1);
-    let len = bytes.len() as i64;
-    caller
-        .data_mut()
-        .fetches
-        .slots
-        .insert(handle, FetchSlot::Done(bytes));
-    Ok(len)
+    match caller.data().fetches.slots.get(&handle) {
+        Some(FetchSlot::Done(bytes)) => Ok(bytes.len() as i64),
+        _ => Ok(-1),
+    }
 }
 
 /// `sigil.fetch_read(handle, ptr, len) -> 0`: copy a finished result into the guest.
@@ -164,29 +173,45 @@ fn fetch_read(
     Ok(0)
 }
 
-/// `sigil.log(level, ptr, len)`: one log line from the guest.
+/// `sigil.log(level, ptr, len)`: one log line from the guest, escaped and
+/// within the request's log budget (a panic message is always kept for the
+/// error, even when the budget is spent).
 fn log(
     mut caller: Caller<'_, RequestState>,
     level: i32,
     ptr: i32,
     len: i32,
 ) -> wasmtime::Result<()> {
-    let len = (len as u32 as usize).min(MAX_LOG_LINE) as i32;
-    let bytes = read_guest(&mut caller, "log", ptr, len)?;
-    let message = String::from_utf8_lossy(&bytes);
+    let level = LogLevel::from_raw(level);
+    let full = len as u32 as usize;
+    if caller.data().log.is_spent() && !matches!(level, LogLevel::Panic) {
+        return Ok(());
+    }
+    let bytes = read_guest(&mut caller, "log", ptr, full.min(MAX_LINE) as i32)?;
+    let mut raw = String::from_utf8_lossy(&bytes).into_owned();
+    if full > MAX_LINE {
+        raw.push_str(&format!(" [line cut: {full} bytes]"));
+    }
+    let message = clean_line(&raw);
     let state = caller.data_mut();
+    if matches!(level, LogLevel::Panic) {
+        state.panic_message = Some(message.clone());
+    }
+    if !state.log.admit(message.len()) {
+        state
+            .log
+            .mark_truncated(&state.call, WorkerStream::log, &LogBudget::exhausted());
+        return Ok(());
+    }
     let worker = &*state.call.worker;
     let request_id = &*state.call.request_id;
-    match LogLevel::from_raw(level) {
+    match level {
         LogLevel::Trace => tracing::trace!(worker, request_id, "{message}"),
         LogLevel::Debug => tracing::debug!(worker, request_id, "{message}"),
         LogLevel::Info => tracing::info!(worker, request_id, "{message}"),
         LogLevel::Warn => tracing::warn!(worker, request_id, "{message}"),
         LogLevel::Error => tracing::error!(worker, request_id, "{message}"),
-        LogLevel::Panic => {
-            tracing::error!(worker, request_id, "worker panicked: {message}");
-            state.panic_message = Some(message.into_owned());
-        }
+        LogLevel::Panic => tracing::error!(worker, request_id, "worker panicked: {message}"),
     }
     Ok(())
 }

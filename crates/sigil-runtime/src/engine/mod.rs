@@ -5,19 +5,30 @@
 //! The engine calls out only through the [`Subrequests`] trait it defines
 //! (implemented by the outbound layer) and serves requests through
 //! [`crate::state::WorkerHandler`] ([`SdkWorker`]).
+//!
+//! Loading a module is bounded and checked before any request sees it: size
+//! and function count are checked before compiling (`compile.rs`), the
+//! compilation itself runs in a child process with a memory limit when the
+//! embedding says where the compiler is, and the compiled module is
+//! instantiated once with the request limits to check its ABI (`probe.rs`).
 
 mod abi;
 mod cache;
+mod compile;
 pub mod component;
 mod cpu;
 mod invoke;
 mod module;
+mod output;
+mod probe;
 mod sdk_worker;
 mod store;
 mod subrequest;
 
-pub use module::{ModuleError, WorkerModule};
-pub use sdk_worker::SdkWorker;
+pub use compile::{CompileLimits, run_compiler};
+pub use module::{ModuleError, WorkerModule, read_module};
+pub use output::{MAX_LOG_BYTES, MAX_LOG_LINES, OUTPUT_CAPTURE};
+pub use sdk_worker::{MAX_HEADER_VALUE, MAX_RESPONSE_HEADERS, SdkWorker, response_from_view};
 pub use store::RequestState;
 pub use subrequest::{CallContext, SubrequestFuture, Subrequests};
 
@@ -46,6 +57,11 @@ pub struct EngineSettings {
     pub max_instances: u32,
     /// Directory of the compiled-module cache, if any.
     pub module_cache: Option<PathBuf>,
+    /// The `sigil` binary whose hidden `__compile` subcommand compiles
+    /// modules in a child process with a memory limit ([`run_compiler`]).
+    /// `None` compiles in this process (tests, benches), still after the
+    /// size and function-count checks.
+    pub compiler: Option<PathBuf>,
 }
 
 impl Default for EngineSettings {
@@ -53,8 +69,20 @@ impl Default for EngineSettings {
         EngineSettings {
             max_instances: DEFAULT_MAX_INSTANCES,
             module_cache: None,
+            compiler: None,
         }
     }
+}
+
+/// The settings that decide how modules are compiled, shared by the serving
+/// engine and the compiler child so that both have the same
+/// `precompile_compatibility_hash` and a module compiled by one loads in the
+/// other. (Allocation settings such as the pooling allocator do not affect
+/// compiled code and are added by [`Engine::new`] only.)
+pub fn compile_config() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config
 }
 
 /// The shared wasm engine.
@@ -62,6 +90,7 @@ pub struct Engine {
     engine: wasmtime::Engine,
     linker: Linker<RequestState>,
     cache: cache::ModuleCache,
+    compiler: Option<PathBuf>,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -90,13 +119,11 @@ impl Engine {
                 .linear_memory_keep_resident(KEEP_RESIDENT)
                 .table_keep_resident(KEEP_RESIDENT);
         }
-        let mut config = Config::new();
-        config
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let mut config = compile_config();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = wasmtime::Engine::new(&config)?;
         let mut linker: Linker<RequestState> = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)?;
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, RequestState::wasi)?;
         abi::add_to_linker(&mut linker)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
@@ -114,6 +141,7 @@ impl Engine {
             engine,
             linker,
             cache,
+            compiler: settings.compiler.clone(),
             stop_ticker,
         })
     }

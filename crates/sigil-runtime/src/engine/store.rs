@@ -2,12 +2,13 @@
 //! meter, the subrequests in flight and the context the host calls need.
 
 use super::cpu::CpuMeter;
-use super::subrequest::CallContext;
+use super::output::{CappedPipe, LogBudget};
+use super::subrequest::{CallContext, SubrequestFuture};
 use sigil_sdk::wire::FetchResult;
 use std::collections::HashMap;
+use std::task::{Context, Poll};
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// A memory limiter that remembers whether it refused to grow, so a trap
 /// after an allocation failure can be reported as the memory limit.
@@ -68,13 +69,16 @@ impl ResourceLimiter for MemoryLimiter {
 
 /// A subrequest started by the guest.
 pub enum FetchSlot {
-    /// Still running on the executor.
-    Running(tokio::task::JoinHandle<FetchResult>),
+    /// Still on its way. It is polled by the request's own task, not
+    /// spawned: when the guest waits for any subrequest, every pending one
+    /// makes progress.
+    Pending(SubrequestFuture),
     /// Finished; its encoded result waits for `fetch_read`.
     Done(Vec<u8>),
 }
 
-/// The subrequests of one request, by handle. Dropping it aborts any still running.
+/// The subrequests of one request, by handle. Dropping it cancels any
+/// still pending.
 #[derive(Default)]
 pub struct Fetches {
     next: u32,
@@ -94,20 +98,36 @@ impl Fetches {
     }
 }
 
-impl Drop for Fetches {
-    fn drop(&mut self) {
-        for slot in self.slots.values() {
-            if let FetchSlot::Running(task) = slot {
-                task.abort();
+impl Fetches {
+    /// Poll every pending subrequest once, turning those that finished into
+    /// their encoded result (`encode`). Ready when `handle` is finished (or
+    /// unknown).
+    pub fn poll_pending(
+        &mut self,
+        cx: &mut Context<'_>,
+        handle: Option<u32>,
+        encode: fn(&FetchResult) -> Vec<u8>,
+    ) -> Poll<()> {
+        for slot in self.slots.values_mut() {
+            if let FetchSlot::Pending(future) = slot
+                && let Poll::Ready(result) = future.as_mut().poll(cx)
+            {
+                *slot = FetchSlot::Done(encode(&result));
             }
+        }
+        match handle.and_then(|h| self.slots.get(&h)) {
+            Some(FetchSlot::Pending(_)) => Poll::Pending,
+            _ => Poll::Ready(()),
         }
     }
 }
 
 /// The data of one request's `Store`.
 pub struct RequestState {
-    /// WASI preview 1 context (stdout/stderr captured).
-    pub wasi: WasiP1Ctx,
+    /// WASI preview 1 context (stdout/stderr captured), made at the
+    /// guest's first WASI call: most requests make none, and building it
+    /// (random number generators, tables) cost about a microsecond.
+    wasi: Option<WasiP1Ctx>,
     /// The memory limiter.
     pub memory: MemoryLimiter,
     /// The CPU meter.
@@ -118,34 +138,40 @@ pub struct RequestState {
     pub fetches: Fetches,
     /// The guest's panic message, if it panicked.
     pub panic_message: Option<String>,
-    /// Captured stdout.
-    pub stdout: MemoryOutputPipe,
-    /// Captured stderr.
-    pub stderr: MemoryOutputPipe,
+    /// Captured stdout (the first `OUTPUT_CAPTURE` bytes).
+    pub stdout: CappedPipe,
+    /// Captured stderr (the first `OUTPUT_CAPTURE` bytes).
+    pub stderr: CappedPipe,
+    /// What this request may still add to the server log.
+    pub log: LogBudget,
 }
-
-/// How much guest stdout/stderr is kept per request.
-const OUTPUT_CAPACITY: usize = 1 << 20;
 
 impl RequestState {
     /// Fresh state for one request.
     pub fn new(call: CallContext) -> Self {
-        let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-        let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .envs(&call.vars)
-            .build_p1();
         RequestState {
-            wasi,
+            wasi: None,
             memory: MemoryLimiter::new(call.limits.memory_bytes),
             cpu: CpuMeter::default(),
             call,
             fetches: Fetches::default(),
             panic_message: None,
-            stdout,
-            stderr,
+            stdout: CappedPipe::default(),
+            stderr: CappedPipe::default(),
+            log: LogBudget::default(),
         }
+    }
+
+    /// The WASI context, made on first use: stdout and stderr go to the
+    /// capped pipes, the worker's variables are its environment.
+    pub fn wasi(&mut self) -> &mut WasiP1Ctx {
+        let (stdout, stderr, vars) = (&self.stdout, &self.stderr, &self.call.vars);
+        self.wasi.get_or_insert_with(|| {
+            wasmtime_wasi::WasiCtxBuilder::new()
+                .stdout(stdout.clone())
+                .stderr(stderr.clone())
+                .envs(vars)
+                .build_p1()
+        })
     }
 }

@@ -63,18 +63,23 @@ impl Backoff {
     }
 }
 
-/// Logging failed `accept`s at most once per [`LOG_INTERVAL`].
+/// Logging failed `accept`s at most once per [`LOG_INTERVAL`], and the
+/// recovery after a report once: a listener that flaps at the descriptor
+/// limit (fail, accept, fail, ...) writes two lines per interval, not one per
+/// flap.
 #[derive(Debug, Default)]
 struct ErrorLog {
     last: Option<Instant>,
     unlogged: u64,
+    recovery_logged: bool,
 }
 
 impl ErrorLog {
-    fn failed(&mut self, listener: Listener, e: &io::Error, kind: AcceptErrorKind) {
+    /// Counts a failure; logs it when the interval allows. True if it logged.
+    fn failed(&mut self, listener: Listener, e: &io::Error, kind: AcceptErrorKind) -> bool {
         self.unlogged += 1;
         if self.last.is_some_and(|t| t.elapsed() < LOG_INTERVAL) {
-            return;
+            return false;
         }
         let hint = match kind {
             AcceptErrorKind::process_descriptor_limit
@@ -91,18 +96,24 @@ impl ErrorLog {
         );
         self.unlogged = 0;
         self.last = Some(Instant::now());
+        self.recovery_logged = false;
+        true
     }
 
-    fn accepted(&mut self, listener: Listener) {
-        if self.unlogged > 0 {
-            tracing::info!(
-                ?listener,
-                "accepting again after {} more failed accept(s)",
-                self.unlogged
-            );
-            self.unlogged = 0;
+    /// A connection was accepted; logs the first recovery after a report.
+    /// True if it logged.
+    fn accepted(&mut self, listener: Listener) -> bool {
+        if self.last.is_none() || self.recovery_logged {
+            return false;
         }
-        self.last = None;
+        tracing::info!(
+            ?listener,
+            "accepting again after {} more failed accept(s)",
+            self.unlogged
+        );
+        self.unlogged = 0;
+        self.recovery_logged = true;
+        true
     }
 }
 
@@ -140,6 +151,7 @@ impl Acceptor {
             };
             let kind = classify(&e);
             metrics()
+                .connections
                 .accept_errors
                 .get_or_create(&AcceptErrorLabels {
                     listener: self.label,
@@ -179,5 +191,20 @@ mod tests {
         assert_eq!(b.after(AcceptErrorKind::connection_aborted), None);
         b.reset();
         assert_eq!(b.after(kind), Some(BACKOFF_MIN));
+    }
+
+    #[test]
+    fn a_flapping_listener_logs_one_failure_and_one_recovery_per_interval() {
+        let mut log = ErrorLog::default();
+        let emfile = io::Error::from_raw_os_error(Errno::MFILE.raw_os_error());
+        let kind = AcceptErrorKind::process_descriptor_limit;
+        assert!(!log.accepted(Listener::http), "nothing to recover from");
+        let mut lines = 0;
+        for _ in 0..100 {
+            lines += usize::from(log.failed(Listener::http, &emfile, kind));
+            lines += usize::from(log.accepted(Listener::http));
+        }
+        assert_eq!(lines, 2);
+        assert_eq!(log.unlogged, 99, "later failures wait for the next report");
     }
 }

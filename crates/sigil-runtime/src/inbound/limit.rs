@@ -83,6 +83,7 @@ impl ConnectionLimit {
             return None;
         }
         metrics()
+            .connections
             .inbound_connections
             .get_or_create(&ListenerLabel { listener })
             .inc();
@@ -104,6 +105,7 @@ impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.limit.open.fetch_sub(1, Ordering::AcqRel);
         metrics()
+            .connections
             .inbound_connections
             .get_or_create(&ListenerLabel {
                 listener: self.listener,

@@ -83,31 +83,30 @@ fn bad_request(message: String) -> Served {
 }
 
 /// Serve `req`, which arrived on a connection described by `conn`.
+///
+/// Nothing here logs or opens a span for a request that goes well: at the
+/// default level a request costs no log line unless `server.access_log` asks
+/// for one. Failures are logged where they happen, with the request id.
 pub async fn serve(
     runtime: Arc<Runtime>,
     conn: Arc<ConnectionInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<WorkerBody>, Infallible> {
     let started = Instant::now();
-    let request_id: Arc<str> = runtime.next_request_id().into();
-    let span = tracing::info_span!("request", id = %request_id);
-    let (worker, mut resp) = tracing::Instrument::instrument(
-        serve_inner(&runtime, conn, req, request_id.clone()),
-        span.clone(),
-    )
-    .await;
+    let request_id = runtime.next_request_id();
+    let generation = runtime.current();
+    let access = generation
+        .access_log
+        .then(|| AccessRecord::of(&req, conn.scheme));
+    let (worker, mut resp) = serve_inner(generation, conn, req, request_id.clone()).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("sigil-request-id", v);
     }
     let status = resp.status().as_u16();
-    span.in_scope(|| {
-        tracing::debug!(
-            worker = %worker,
-            status,
-            micros = started.elapsed().as_micros() as u64,
-            "request served"
-        )
-    });
+    let elapsed = started.elapsed();
+    if let Some(access) = access {
+        access.log(&request_id, &worker, status, elapsed);
+    }
     let m = metrics();
     m.requests
         .get_or_create(&RequestLabels {
@@ -117,12 +116,51 @@ pub async fn serve(
         .inc();
     m.request_duration
         .get_or_create(&WorkerLabel { worker })
-        .observe(started.elapsed().as_secs_f64());
+        .observe(elapsed.as_secs_f64());
     Ok(resp)
 }
 
+/// What an access-log line says about the request itself.
+struct AccessRecord {
+    method: http::Method,
+    target: String,
+}
+
+impl AccessRecord {
+    fn of<B>(req: &Request<B>, scheme: &str) -> AccessRecord {
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| {
+                req.headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            })
+            .unwrap_or("-");
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        AccessRecord {
+            method: req.method().clone(),
+            target: crate::telemetry::logging::escape_controls(&format!("{scheme}://{host}{path}"))
+                .into_owned(),
+        }
+    }
+
+    fn log(self, request_id: &str, worker: &str, status: u16, elapsed: Duration) {
+        tracing::info!(
+            target: "sigil::access",
+            request_id,
+            worker,
+            method = %self.method,
+            url = %self.target,
+            status,
+            micros = elapsed.as_micros() as u64,
+        );
+    }
+}
+
 async fn serve_inner(
-    runtime: &Runtime,
+    generation: Arc<Generation>,
     conn: Arc<ConnectionInfo>,
     mut req: Request<Incoming>,
     request_id: Arc<str>,
@@ -135,7 +173,6 @@ async fn serve_inner(
         Err(bad) => return bad_request(bad.0),
     };
     let host = authority.host.as_str().into_owned();
-    let generation = runtime.current();
     if let Err(misdirected) = check_host(&generation, &conn, &host) {
         return no_worker(421, format!("{}\n", misdirected.0));
     }
@@ -160,7 +197,7 @@ async fn serve_inner(
         return no_worker(404, format!("no route for {host}{path}\n"));
     };
     let hop = Hop::of(req.headers());
-    let (slot, deadline) = match admit(&worker, &generation, hop) {
+    let (slot, deadline) = match admit(&worker, &generation, hop, &request_id) {
         Ok(admitted) => admitted,
         Err(refused) => return *refused,
     };
@@ -205,9 +242,10 @@ fn admit(
     worker: &Worker,
     generation: &Generation,
     hop: Hop,
+    request_id: &str,
 ) -> Result<(tokio::sync::OwnedSemaphorePermit, Instant), Box<Served>> {
     let refused = |status: u16, kind: WorkerErrorKind, message: String| {
-        tracing::warn!(worker = %worker.name, ?kind, "{}", message.trim_end());
+        tracing::warn!(worker = %worker.name, request_id, ?kind, "{}", message.trim_end());
         metrics()
             .worker_errors
             .get_or_create(&WorkerErrorLabels {
@@ -338,7 +376,7 @@ async fn run(
                     kind,
                 })
                 .inc();
-            text(e.status(), format!("{e}\n"))
+            text(e.status(), format!("{}\n", e.client_message(&request_id)))
         }
     }
 }

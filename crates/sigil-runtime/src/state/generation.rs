@@ -57,6 +57,8 @@ pub struct Generation {
     pub warnings: Vec<String>,
     /// Most times a request may pass through Sigil (`server.max_hops`).
     pub max_hops: u32,
+    /// Whether every request gets an access-log line (`server.access_log`).
+    pub access_log: bool,
 }
 
 impl Generation {

@@ -25,6 +25,14 @@ pub struct Runtime {
     reloads: mpsc::Sender<ReloadRequest>,
 }
 
+/// Write the low `digits` hex digits of `n` (lower case) into `out`.
+fn hex_into(out: &mut [u8], mut n: u64, digits: usize) {
+    for slot in out[..digits].iter_mut().rev() {
+        *slot = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
+    }
+}
+
 /// Give `generation` the id after `previous`.
 fn numbered(mut generation: Generation, previous: u64) -> Generation {
     generation.id = previous + 1;
@@ -57,10 +65,18 @@ impl Runtime {
         self.current.store(Arc::new(numbered(generation, previous)));
     }
 
-    /// A new request id, unique within this process and unlikely to repeat across restarts.
-    pub fn next_request_id(&self) -> String {
+    /// A new request id, unique within this process and unlikely to repeat
+    /// across restarts: `<8 hex digits of the process>-<hex sequence>`.
+    pub fn next_request_id(&self) -> Arc<str> {
         let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}-{n:x}", self.request_prefix)
+        // Written by hand into a stack buffer: one allocation, no formatter.
+        let mut buf = [0u8; 8 + 1 + 16];
+        hex_into(&mut buf[..8], u64::from(self.request_prefix), 8);
+        buf[8] = b'-';
+        let digits = ((64 - n.leading_zeros()).max(1) as usize).div_ceil(4);
+        hex_into(&mut buf[9..9 + digits], n, digits);
+        let text = std::str::from_utf8(&buf[..9 + digits]).unwrap_or("-");
+        Arc::from(text)
     }
 
     /// Ask the supervisor to reload the manifest and wait for the outcome.
@@ -78,5 +94,25 @@ impl Runtime {
             .await
             .map_err(|_| unavailable())?;
         outcome.await.unwrap_or_else(|_| Err(unavailable()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex_into;
+
+    #[test]
+    fn request_ids_are_hex_like_format() {
+        for (n, digits) in [(0u64, 1), (0xa, 1), (0x10, 2), (u64::MAX, 16)] {
+            let mut buf = [0u8; 16];
+            hex_into(&mut buf, n, digits);
+            assert_eq!(
+                std::str::from_utf8(&buf[..digits]).unwrap(),
+                format!("{n:x}")
+            );
+        }
+        let mut buf = [0u8; 8];
+        hex_into(&mut buf, 0x2f, 8);
+        assert_eq!(&buf, b"0000002f");
     }
 }

@@ -5,6 +5,7 @@
 use super::{ConnectionInfo, WorkerBody};
 use crate::config::{LimitExceeded, Limits};
 use crate::headers::Hop;
+use crate::telemetry::logging::escape_controls;
 use crate::telemetry::metrics::WorkerErrorKind;
 use std::future::Future;
 use std::pin::Pin;
@@ -81,10 +82,15 @@ pub trait WorkerHandler: Send + Sync {
 }
 
 /// Why a request did not produce the worker's response.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// It has two texts: [`Display`](std::fmt::Display) is the full account for
+/// the server log (trap text and wasm backtrace included, guest-supplied
+/// text escaped), and [`client_message`](WorkerError::client_message) is the
+/// short line a client receives, which never carries a backtrace, a panic
+/// message or other internals of the worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerError {
     /// A limit was exceeded.
-    #[error("worker \"{worker}\" {limit}")]
     Limit {
         /// The worker.
         worker: String,
@@ -92,23 +98,33 @@ pub enum WorkerError {
         limit: LimitExceeded,
     },
     /// The guest panicked.
-    #[error("worker \"{worker}\" panicked: {message}")]
     Panic {
         /// The worker.
         worker: String,
-        /// The panic message.
+        /// The panic message (escaped).
         message: String,
+        /// The trap that ended it, with its wasm backtrace (escaped).
+        detail: String,
     },
     /// The guest trapped or broke the ABI.
-    #[error("worker \"{worker}\" failed: {message}")]
     Trap {
         /// The worker.
         worker: String,
-        /// The trap or ABI error.
-        message: String,
+        /// What failed, in one short line: the trap, or the message of the
+        /// host call or ABI check that failed (escaped; no backtrace).
+        reason: String,
+        /// The full error with its wasm backtrace (escaped).
+        detail: String,
+    },
+    /// The worker returned a response that cannot be sent (a status outside
+    /// 200–599).
+    InvalidResponse {
+        /// The worker.
+        worker: String,
+        /// What is wrong with it.
+        problem: String,
     },
     /// The handler returned an error.
-    #[error("{message}")]
     Handler {
         /// The status the worker chose.
         status: u16,
@@ -116,16 +132,59 @@ pub enum WorkerError {
         message: String,
     },
     /// No instance slot was free.
-    #[error(
-        "worker \"{worker}\" is at capacity: every instance slot is busy (server.max_instances)"
-    )]
     Capacity {
         /// The worker.
         worker: String,
     },
 }
 
+impl std::fmt::Display for WorkerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkerError::Limit { worker, limit } => write!(f, "worker \"{worker}\" {limit}"),
+            WorkerError::Panic {
+                worker,
+                message,
+                detail,
+            } => write!(f, "worker \"{worker}\" panicked: {message} ({detail})"),
+            WorkerError::Trap { worker, detail, .. } => {
+                write!(f, "worker \"{worker}\" failed: {detail}")
+            }
+            WorkerError::InvalidResponse { worker, problem } => {
+                write!(
+                    f,
+                    "worker \"{worker}\" returned an invalid response: {problem}"
+                )
+            }
+            WorkerError::Handler { message, .. } => f.write_str(&escape_controls(message)),
+            WorkerError::Capacity { worker } => write!(
+                f,
+                "worker \"{worker}\" is at capacity: every instance slot is busy (server.max_instances)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for WorkerError {}
+
 impl WorkerError {
+    /// The short message the client receives for the request `request_id`:
+    /// what failed and which worker, and where the details are.
+    pub fn client_message(&self, request_id: &str) -> String {
+        let see_log = format!("see the server log for request {request_id}");
+        match self {
+            WorkerError::Panic { worker, .. } => {
+                format!("worker \"{worker}\" panicked; {see_log}")
+            }
+            WorkerError::Trap { worker, reason, .. } => {
+                format!("worker \"{worker}\" failed: {reason}; {see_log}")
+            }
+            WorkerError::InvalidResponse { .. } => format!("{self}; {see_log}"),
+            WorkerError::Handler { message, .. } => message.clone(),
+            WorkerError::Limit { .. } | WorkerError::Capacity { .. } => self.to_string(),
+        }
+    }
+
     /// The HTTP status the client receives.
     pub fn status(&self) -> u16 {
         match self {
@@ -138,7 +197,9 @@ impl WorkerError {
                 ..
             } => 500,
             WorkerError::Limit { .. } | WorkerError::Capacity { .. } => 503,
-            WorkerError::Panic { .. } | WorkerError::Trap { .. } => 500,
+            WorkerError::Panic { .. }
+            | WorkerError::Trap { .. }
+            | WorkerError::InvalidResponse { .. } => 500,
             WorkerError::Handler { status, .. } => *status,
         }
     }
@@ -154,8 +215,49 @@ impl WorkerError {
             },
             WorkerError::Panic { .. } => WorkerErrorKind::panic,
             WorkerError::Trap { .. } => WorkerErrorKind::trap,
+            WorkerError::InvalidResponse { .. } => WorkerErrorKind::invalid_response,
             WorkerError::Handler { .. } => WorkerErrorKind::handler_error,
             WorkerError::Capacity { .. } => WorkerErrorKind::capacity,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_get_the_short_message_and_the_log_the_detail() {
+        let e = WorkerError::Trap {
+            worker: "w".into(),
+            reason: "wasm trap: wasm `unreachable` instruction executed".into(),
+            detail: "error while executing at wasm backtrace:\\n    0: 0x1 - w!secret_fn".into(),
+        };
+        let client = e.client_message("r-1");
+        assert_eq!(
+            client,
+            "worker \"w\" failed: wasm trap: wasm `unreachable` instruction executed; see the server log for request r-1"
+        );
+        assert!(e.to_string().contains("secret_fn"));
+        let p = WorkerError::Panic {
+            worker: "w".into(),
+            message: "boom at src/lib.rs:3".into(),
+            detail: "wasm backtrace".into(),
+        };
+        assert_eq!(
+            p.client_message("r-2"),
+            "worker \"w\" panicked; see the server log for request r-2"
+        );
+        assert!(p.to_string().contains("boom at src/lib.rs:3"));
+    }
+
+    #[test]
+    fn a_handler_message_is_escaped_in_the_log_only() {
+        let e = WorkerError::Handler {
+            status: 400,
+            message: "bad\r\nINFO forged".into(),
+        };
+        assert_eq!(e.to_string(), "bad\\r\\nINFO forged");
+        assert_eq!(e.client_message("r"), "bad\r\nINFO forged");
     }
 }

@@ -3,9 +3,11 @@
 //! [`ComponentWorker`] on the component engine (created the first time a
 //! manifest has one).
 
-use crate::config::{Findings, Limits, WorkerSection};
-use crate::engine::component::{ComponentEngine, ComponentWorker, InstanceReuse, WorkerKind};
-use crate::engine::{Engine, EngineSettings, SdkWorker};
+use crate::config::{Limits, WorkerSection};
+use crate::engine::component::{
+    ComponentEngine, ComponentModule, ComponentWorker, InstanceReuse, WorkerKind,
+};
+use crate::engine::{CompileLimits, Engine, EngineSettings, SdkWorker, WorkerModule, read_module};
 use crate::outbound::WorkerOutbound;
 use crate::state::WorkerHandler;
 use std::sync::{Arc, Mutex};
@@ -42,64 +44,78 @@ impl Engines {
         Ok(engine)
     }
 
-    /// The handler of worker `w`, by the kind of its module; problems go to
-    /// `findings` under `item`.
+    /// Read and compile worker `w`'s module, by its kind: the file is read
+    /// once (a regular file within `server.max_module_mb`), its header says
+    /// whether it is a `sigil-sdk` core module or a component.
+    pub fn load(
+        &self,
+        w: &WorkerSection,
+        compile: &CompileLimits,
+        limits: &Limits,
+    ) -> Result<LoadedModule, String> {
+        let bytes = read_module(&w.module, compile).map_err(|e| e.to_string())?;
+        if WorkerKind::of(&bytes) == Some(WorkerKind::Component) {
+            let engine = self
+                .components()
+                .map_err(|e| format!("cannot create the component engine: {e:#}"))?;
+            let module = engine
+                .load_component_bytes(&w.module, &bytes, compile)
+                .map_err(|e| e.to_string())?;
+            return Ok(LoadedModule::Component(engine, module));
+        }
+        if w.instance_reuse.is_some_and(|n| n > 1) {
+            return Err("instance_reuse applies to wasi:http component workers only; this module is a sigil-sdk worker, which always runs on a fresh instance".into());
+        }
+        self.sdk
+            .load_module_bytes(&w.module, &bytes, compile, limits)
+            .map(LoadedModule::Sdk)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The handler of worker `w` running `module`.
     pub fn handler(
         &self,
         w: &WorkerSection,
+        module: LoadedModule,
         limits: Limits,
         outbound: Arc<WorkerOutbound>,
-        findings: &mut Findings<'_>,
-    ) -> Option<Arc<dyn WorkerHandler>> {
-        let item = format!("worker \"{}\"", w.name);
+    ) -> Arc<dyn WorkerHandler> {
         let name: Arc<str> = w.name.as_str().into();
         let vars: Arc<[(String, String)]> =
             w.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        if WorkerKind::of_file(&w.module) == Some(WorkerKind::Component) {
-            let engine = self
-                .components()
-                .map_err(|e| {
-                    findings.error(&item, format!("cannot create the component engine: {e:#}"))
-                })
-                .ok()?;
-            let module = engine
-                .load_component(&w.module)
-                .map_err(|e| findings.error(&item, e.to_string()))
-                .ok()?;
-            let reuse = w.instance_reuse.filter(|n| *n > 1).map(|n| InstanceReuse {
-                max_requests: n,
-                max_idle: DEFAULT_MAX_IDLE,
-            });
-            let worker = ComponentWorker::new(
-                engine,
+        match module {
+            LoadedModule::Component(engine, module) => {
+                let reuse = w.instance_reuse.filter(|n| *n > 1).map(|n| InstanceReuse {
+                    max_requests: n,
+                    max_idle: DEFAULT_MAX_IDLE,
+                });
+                Arc::new(ComponentWorker::new(
+                    engine,
+                    module,
+                    name,
+                    limits,
+                    vars,
+                    outbound.clone(),
+                    outbound,
+                    reuse,
+                ))
+            }
+            LoadedModule::Sdk(module) => Arc::new(SdkWorker {
+                engine: self.sdk.clone(),
                 module,
                 name,
                 limits,
                 vars,
-                outbound.clone(),
-                outbound,
-                reuse,
-            );
-            return Some(Arc::new(worker));
+                subrequests: outbound,
+            }),
         }
-        if w.instance_reuse.is_some_and(|n| n > 1) {
-            findings.error(
-                &item,
-                "instance_reuse applies to wasi:http component workers only; this module is a sigil-sdk worker, which always runs on a fresh instance",
-            );
-        }
-        let module = self
-            .sdk
-            .load_module(&w.module)
-            .map_err(|e| findings.error(&item, e.to_string()))
-            .ok()?;
-        Some(Arc::new(SdkWorker {
-            engine: self.sdk.clone(),
-            module,
-            name,
-            limits,
-            vars,
-            subrequests: outbound,
-        }))
     }
+}
+
+/// A worker's compiled module, of either kind.
+pub enum LoadedModule {
+    /// A `sigil-sdk` core module.
+    Sdk(WorkerModule),
+    /// A `wasi:http/proxy` component, on the component engine.
+    Component(Arc<ComponentEngine>, ComponentModule),
 }

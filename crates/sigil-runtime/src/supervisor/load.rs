@@ -8,7 +8,7 @@ use crate::config::{
     Findings, IDENTITY_CERTIFICATE, LoadedManifest, ManifestErrors, WorkerSection, fingerprint,
     parse_allowed_origin,
 };
-use crate::engine::{Engine, EngineSettings};
+use crate::engine::{CompileLimits, Engine, EngineSettings};
 use crate::identity;
 use crate::inbound::tls::{PolicyCache, build_policies};
 use crate::outbound::{ClientPool, PoolCache, Pools, WorkerOutbound};
@@ -145,6 +145,7 @@ impl Loader {
                 files: findings.files,
                 warnings: findings.warnings,
                 max_hops: m.manifest.server.max_hops.unwrap_or(DEFAULT_MAX_HOPS),
+                access_log: m.manifest.server.access_log.unwrap_or(false),
             },
             parts: Parts {
                 pools: pools.next,
@@ -163,6 +164,16 @@ impl Loader {
     ) -> Option<Worker> {
         let item = format!("worker \"{}\"", w.name);
         findings.read(&w.module);
+        let manifest = findings.manifest();
+        let limits = crate::config::Limits::default()
+            .with(&manifest.manifest.limits)
+            .with(&w.limits);
+        let compile = CompileLimits::from_server(&manifest.manifest.server);
+        let module = self
+            .engines
+            .load(w, &compile, &limits)
+            .map_err(|e| findings.error(&item, e))
+            .ok();
         let name: Arc<str> = w.name.as_str().into();
         let identity = identity_pool(w, &name, parts)
             .map_err(|e| findings.error(&item, e))
@@ -174,14 +185,8 @@ impl Loader {
             .map_err(|e| findings.error(&item, format!("cannot build its outbound client: {e:#}")))
             .ok()?;
         let outbound = worker_outbound(w, identity, anonymous, parts.pools);
-        let manifest = findings.manifest();
-        let limits = crate::config::Limits::default()
-            .with(&manifest.manifest.limits)
-            .with(&w.limits);
         let slots = worker_slots(&manifest.manifest);
-        let handler = self
-            .engines
-            .handler(w, limits, Arc::new(outbound), findings)?;
+        let handler = self.engines.handler(w, module?, limits, Arc::new(outbound));
         Some(Worker {
             name,
             limits,

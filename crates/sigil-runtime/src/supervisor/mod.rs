@@ -42,7 +42,16 @@ pub struct Server {
     reloads: mpsc::Receiver<ReloadRequest>,
 }
 
-fn engine_settings(loaded: &LoadedManifest) -> EngineSettings {
+/// How the embedding runs the server, beyond what the manifest says.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The `sigil` binary that compiles modules in a child process with a
+    /// memory limit (`sigil __compile`); the `sigil` command passes itself
+    /// (`std::env::current_exe()`). `None` compiles in this process.
+    pub compiler: Option<std::path::PathBuf>,
+}
+
+fn engine_settings(loaded: &LoadedManifest, options: &LoadOptions) -> EngineSettings {
     let server = &loaded.manifest.server;
     let module_cache = match server.module_cache.as_deref() {
         Some("") => None,
@@ -54,6 +63,7 @@ fn engine_settings(loaded: &LoadedManifest) -> EngineSettings {
             .max_instances
             .unwrap_or(crate::engine::DEFAULT_MAX_INSTANCES),
         module_cache,
+        compiler: options.compiler.clone(),
     }
 }
 
@@ -61,8 +71,13 @@ impl Server {
     /// Load the manifest at `path` and build the first generation, reporting
     /// every problem at once.
     pub fn load(path: &Path) -> Result<Server, ManifestErrors> {
+        Self::load_with(path, &LoadOptions::default())
+    }
+
+    /// Like [`load`](Self::load), with the embedding's [`LoadOptions`].
+    pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Server, ManifestErrors> {
         let manifest = config::load(path)?;
-        let settings = engine_settings(&manifest);
+        let settings = engine_settings(&manifest, options);
         let engine = Engine::new(&settings).map_err(|e| {
             ManifestErrors(vec![
                 manifest.error("server", format!("cannot create the wasm engine: {e:#}")),

@@ -51,6 +51,39 @@ pub enum WorkerErrorKind {
     handler_error,
     capacity,
     loop_detected,
+    invalid_response,
+}
+
+/// Where a worker's output went.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum WorkerStream {
+    /// `sigil.log` (the SDK's `log` functions).
+    log,
+    /// WASI stdout (`println!`).
+    stdout,
+    /// WASI stderr (`eprintln!`).
+    stderr,
+}
+
+impl WorkerStream {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerStream::log => "log",
+            WorkerStream::stdout => "stdout",
+            WorkerStream::stderr => "stderr",
+        }
+    }
+}
+
+/// Labels of `sigil_worker_output_truncated_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerOutputLabels {
+    /// The worker.
+    pub worker: Arc<str>,
+    /// The stream that was cut.
+    pub stream: WorkerStream,
 }
 
 /// Labels of `sigil_worker_errors_total`.
@@ -259,12 +292,47 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// Worker identity renewals by worker.
     pub identity_renewals: Family<WorkerLabel, Counter>,
+    /// Inbound connections: open, closed by Sigil, failed accepts.
+    pub connections: ConnectionMetrics,
+    /// Requests whose worker output was cut to the per-request log budget,
+    /// by worker and stream.
+    pub worker_output_truncated: Family<WorkerOutputLabels, Counter>,
+}
+
+/// The inbound connection families (the listeners' room).
+#[derive(Debug)]
+pub struct ConnectionMetrics {
     /// Open inbound connections by listener.
     pub inbound_connections: Family<ListenerLabel, Gauge>,
     /// Inbound connections Sigil closed itself, by listener and reason.
     pub connections_closed: Family<ConnectionClosedLabels, Counter>,
     /// Failed `accept` calls by listener and kind.
     pub accept_errors: Family<AcceptErrorLabels, Counter>,
+}
+
+impl ConnectionMetrics {
+    fn new(r: &mut Registry) -> Self {
+        ConnectionMetrics {
+            inbound_connections: registered(
+                r,
+                "sigil_inbound_connections",
+                "Open inbound connections by listener",
+                Family::default(),
+            ),
+            connections_closed: registered(
+                r,
+                "sigil_inbound_connections_closed",
+                "Inbound connections Sigil closed itself, by listener and reason (a timeout, or refused at max_connections)",
+                Family::default(),
+            ),
+            accept_errors: registered(
+                r,
+                "sigil_accept_errors",
+                "Failed accept calls by listener and kind",
+                Family::default(),
+            ),
+        }
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -337,22 +405,11 @@ impl Metrics {
                 "Worker identity renewals by worker",
                 Family::default(),
             ),
-            inbound_connections: registered(
+            connections: ConnectionMetrics::new(&mut r),
+            worker_output_truncated: registered(
                 &mut r,
-                "sigil_inbound_connections",
-                "Open inbound connections by listener",
-                Family::default(),
-            ),
-            connections_closed: registered(
-                &mut r,
-                "sigil_inbound_connections_closed",
-                "Inbound connections Sigil closed itself, by listener and reason (a timeout, or refused at max_connections)",
-                Family::default(),
-            ),
-            accept_errors: registered(
-                &mut r,
-                "sigil_accept_errors",
-                "Failed accept calls by listener and kind",
+                "sigil_worker_output_truncated",
+                "Requests whose worker output (log, stdout, stderr) was cut to the per-request cap",
                 Family::default(),
             ),
             registry: r,

@@ -12,9 +12,15 @@
 //!   `/recurse`: fetches its own URL (a worker calling Sigil itself) and
 //!   answers `<depth> <status of the inner call>`; `/chain?<ms>`: sleeps, then
 //!   does the same
+//! - `/status?<n>`: answers with status `n`; `/many-headers?<n>`: `n` response headers
+//! - `/trap`: executes `unreachable` (a trap with a wasm backtrace)
+//! - `/log-flood?<bytes>`, `/stdout-flood?<bytes>`: that many bytes of 1 KiB lines to
+//!   `sigil.log` or stdout; `/log-crlf`: log, stdout and stderr lines with CR/LF
+//!   and an escape sequence in them
 //! - anything else: `probe ok`
 
 use sigil_sdk::{Fetch, Request, Response, fetch_all};
+use std::io::Write as _;
 use std::time::Duration;
 
 #[cfg(target_arch = "wasm32")]
@@ -103,8 +109,56 @@ fn recurse(req: &Request, sleep_ms: u64) -> Response {
     }
 }
 
+/// The query as a number (0 when absent).
+fn number(req: &Request) -> usize {
+    req.query().and_then(|q| q.parse().ok()).unwrap_or(0)
+}
+
+/// Output a worker should not be able to flood the server log with.
+fn noisy(req: &Request, what: &str) -> Response {
+    let line = format!("{}\n", "n".repeat(1023));
+    let lines = number(req) / line.len();
+    match what {
+        "/log-flood" => {
+            for _ in 0..lines {
+                sigil_sdk::log::info(&line[..1023]);
+            }
+        }
+        "/stdout-flood" => {
+            let chunk = line.repeat(64);
+            let mut out = std::io::stdout();
+            for _ in 0..lines / 64 {
+                let _ = out.write_all(chunk.as_bytes());
+            }
+            let _ = out.flush();
+        }
+        _ => {
+            let forged = "before\r\n2030-01-01T00:00:00Z  INFO sigil: forged line\u{1b}[31m";
+            sigil_sdk::log::info(forged);
+            println!("{forged}");
+            eprintln!("{forged}");
+        }
+    }
+    Response::ok(format!("{what} done\n"))
+}
+
 fn handle(req: Request) -> Response {
     match req.path().trim_start_matches("/probe") {
+        "/status" => Response::new(number(&req) as u16).with_body("status chosen by the probe\n"),
+        "/many-headers" => {
+            let mut resp = Response::ok("many headers\n");
+            for i in 0..number(&req) {
+                resp = resp.with_header(format!("x-probe-{i}"), "v");
+            }
+            resp
+        }
+        "/trap" => {
+            #[cfg(target_arch = "wasm32")]
+            core::arch::wasm32::unreachable();
+            #[cfg(not(target_arch = "wasm32"))]
+            unreachable!("the probe only runs as wasm")
+        }
+        what @ ("/log-flood" | "/stdout-flood" | "/log-crlf") => noisy(&req, what),
         "/auth" => auth(&req),
         "/fetch" => fetches(&req),
         "/spin" => {

@@ -30,6 +30,8 @@ pub struct ComponentEngine {
     pub(super) engine: wasmtime::Engine,
     pub(super) linker: Linker<ComponentState>,
     pub(super) cache: ComponentCache,
+    /// The `sigil` binary that compiles in a child process (`None`: compile here).
+    pub(super) compiler: Option<std::path::PathBuf>,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -65,9 +67,9 @@ fn pool(instances: u32) -> PoolingAllocationConfig {
 /// The compilation settings of components (the on-disk cache is keyed by
 /// their hash).
 fn config(instances: u32) -> Config {
-    let mut config = Config::new();
+    // `compile_config()`: the compiler child compiles components with it.
+    let mut config = crate::engine::compile_config();
     config
-        .epoch_interruption(true)
         .wasm_component_model(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool(instances)));
     config
@@ -102,6 +104,7 @@ impl ComponentEngine {
             engine,
             linker,
             cache,
+            compiler: settings.compiler.clone(),
             stop_ticker,
         })
     }

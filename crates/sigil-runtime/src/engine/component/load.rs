@@ -2,11 +2,14 @@
 //! checked to export `wasi:http/incoming-handler`, and pre-linked, so each
 //! request only instantiates.
 
+use super::cache::from_compiler_child;
 use super::engine::ComponentEngine;
 use super::state::ComponentState;
 use crate::engine::ModuleError;
+use crate::engine::compile::{Artifact, ChildFailure, CompileLimits, in_child};
 use std::path::Path;
 use std::sync::Arc;
+use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// The export every component worker must have.
@@ -35,21 +38,23 @@ fn names(exports: &[String]) -> String {
 }
 
 impl ComponentEngine {
-    /// Compile (or load from the cache) the component at `path`, check its
-    /// exports and pre-link it.
-    pub fn load_component(&self, path: &Path) -> Result<ComponentModule, ModuleError> {
-        let bytes = std::fs::read(path).map_err(|source| ModuleError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    /// Compile (or load from the cache) the component read from `path`,
+    /// check its exports and pre-link it. It compiles in the compiler child
+    /// (`sigil __compile --component`) within `compile`'s memory and time
+    /// limits when the engine has one, as modules do.
+    pub fn load_component_bytes(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        compile: &CompileLimits,
+    ) -> Result<ComponentModule, ModuleError> {
         let invalid = |message: String| ModuleError::Invalid {
             path: path.to_path_buf(),
             message,
         };
         let (component, digest) = self
             .cache
-            .get_or_compile(&self.engine, &bytes)
-            .map_err(|e| invalid(format!("not a valid component: {e:#}")))?;
+            .get_or_compile(&self.engine, bytes, || self.compile(path, bytes, compile))?;
         let exports: Vec<String> = component
             .component_type()
             .exports(&self.engine)
@@ -77,5 +82,35 @@ impl ComponentEngine {
             digest: digest.into(),
             size: bytes.len(),
         })
+    }
+
+    /// Compile `bytes`: in the compiler child when there is one, else here.
+    fn compile(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        limits: &CompileLimits,
+    ) -> Result<Component, ModuleError> {
+        let invalid = |message: String| ModuleError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let Some(compiler) = &self.compiler else {
+            return Component::new(&self.engine, bytes)
+                .map_err(|e| invalid(format!("not a valid component: {e:#}")));
+        };
+        let serialized =
+            in_child(compiler, bytes, limits, Artifact::Component).map_err(|failure| {
+                let message = failure.message(path, limits);
+                match failure {
+                    ChildFailure::Invalid(e) => invalid(format!("not a valid component: {e}")),
+                    _ => ModuleError::Limit {
+                        path: path.to_path_buf(),
+                        message,
+                    },
+                }
+            })?;
+        from_compiler_child(&self.engine, &serialized)
+            .map_err(|e| invalid(format!("the compiler's output does not load: {e:#}")))
     }
 }

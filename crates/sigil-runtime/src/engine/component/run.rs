@@ -11,6 +11,7 @@ use super::state::ComponentState;
 use super::worker::{ComponentWorker, InstanceReuse};
 use crate::config::LimitExceeded;
 use crate::engine::CallContext;
+use crate::telemetry::logging::escape_controls;
 use crate::engine::cpu::{CpuMeter, Metered};
 use crate::state::{WorkerBody, WorkerError, WorkerRequest};
 use crate::telemetry::metrics::{WorkerErrorLabels, metrics};
@@ -101,11 +102,18 @@ impl Instance {
     }
 }
 
-/// The short error for a failure of the worker itself.
+/// The error for a failure of the worker itself: clients get the first
+/// line (cut at 200 bytes), the log the whole message.
 pub(super) fn trap(worker: &str, message: String) -> WorkerError {
+    let first = message.lines().next().unwrap_or_default();
+    let mut end = first.len().min(200);
+    while !first.is_char_boundary(end) {
+        end -= 1;
+    }
     WorkerError::Trap {
         worker: worker.to_string(),
-        message,
+        reason: escape_controls(&first[..end]).into_owned(),
+        detail: escape_controls(&message).into_owned(),
     }
 }
 
@@ -136,7 +144,11 @@ fn classify(err: wasmtime::Error, state: &ComponentState) -> WorkerError {
     if message.contains("concurrent") && message.contains("limit") {
         return WorkerError::Capacity { worker };
     }
-    trap(&worker, message)
+    WorkerError::Trap {
+        worker,
+        reason: crate::engine::invoke::reason(&err),
+        detail: crate::engine::invoke::detail(&err),
+    }
 }
 
 /// One request's run on its instance, in a task of its own.

@@ -21,6 +21,7 @@ use crate::telemetry::metrics::{CloseReason, ConnectionClosedLabels, Listener, m
 /// Count a connection Sigil closed itself in `sigil_inbound_connections_closed_total`.
 pub(crate) fn count_closed(listener: Listener, reason: CloseReason) {
     metrics()
+        .connections
         .connections_closed
         .get_or_create(&ConnectionClosedLabels { listener, reason })
         .inc();
