@@ -8,6 +8,7 @@ use sigil_testkit as support;
 mod bad_modules;
 mod blocked_networks;
 mod certs_cli;
+mod component_responses;
 mod components;
 mod components_lang;
 mod edge_certs;

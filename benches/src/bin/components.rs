@@ -512,6 +512,7 @@ async fn invoke(iterations: usize) -> Result<()> {
             request_id: "bench".into(),
             deadline: Instant::now() + Duration::from_secs(5),
             hop: Default::default(),
+            slot: None,
         };
         let t = Instant::now();
         let response = worker

@@ -110,6 +110,23 @@ pub fn is_runtime_owned(name: &str) -> bool {
     RUNTIME_OWNED.contains(&name)
 }
 
+/// Remove from trailers (request or response, either direction) every field
+/// that is runtime-owned or hop-by-hop, in any spelling (`-` or `_`): a
+/// trailer must not smuggle in what the header filters keep out.
+pub fn strip_trailers(trailers: &mut HeaderMap) {
+    let unwanted: Vec<http::HeaderName> = trailers
+        .keys()
+        .filter(|n| {
+            let dashed = n.as_str().replace('_', "-");
+            is_runtime_owned(&dashed) || is_not_forwarded(&dashed)
+        })
+        .cloned()
+        .collect();
+    for name in unwanted {
+        trailers.remove(name);
+    }
+}
+
 /// Remove the headers only Sigil may set from an inbound request, also when
 /// spelled with underscores (`client_cert`): CGI and WSGI origins read
 /// `-` and `_` as the same character.
@@ -185,6 +202,28 @@ impl ForwardedClientCert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trailers_lose_runtime_owned_and_hop_by_hop_fields_in_any_spelling() {
+        let mut t = HeaderMap::new();
+        for name in [
+            "client-cert",
+            "client_cert",
+            "sigil-worker",
+            "x_forwarded_client_cert",
+            "sigil-client-cert-subject",
+            "connection",
+            "x-checksum",
+        ] {
+            t.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("forged"),
+            );
+        }
+        strip_trailers(&mut t);
+        let left: Vec<_> = t.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-checksum"]);
+    }
 
     #[test]
     fn hops_travel_and_count_up() {

@@ -327,6 +327,12 @@ fn bindings(
         if let Some(problem) = name_problem(&b.binding) {
             p.add(item, format!("binding \"{}\": {problem}", b.binding));
         }
+        if b.binding == "none" {
+            p.add(
+                item,
+                "binding \"none\": the name is reserved (`sigil-binding: none` asks for no client certificate); choose another name".to_string(),
+            );
+        }
         if bindings
             .insert(b.binding.as_str(), b.certificate.as_str())
             .is_some()

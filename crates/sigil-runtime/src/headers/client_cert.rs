@@ -41,12 +41,13 @@ pub const ALL: [&str; 12] = [
 /// Bytes that cannot appear in a header value as they are: controls and `%`.
 const ESCAPED: &AsciiSet = &CONTROLS.add(b'%');
 
-/// `text` as a header value: as it is when it is valid, else percent-encoded.
+/// `text` as a header value, percent-encoded: every `%`, control character
+/// (tab included) and non-ASCII byte, always, so that a value is never
+/// ambiguous (a DN holding a literal `%0A` arrives as `%250A`). Plain text
+/// passes unchanged.
 fn value(text: &str) -> HeaderValue {
-    HeaderValue::from_str(text).unwrap_or_else(|_| {
-        let encoded = utf8_percent_encode(text, ESCAPED).to_string();
-        HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static("?"))
-    })
+    let encoded = utf8_percent_encode(text, ESCAPED).to_string();
+    HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static("?"))
 }
 
 /// Set the client-certificate headers for `details` (`None`: a plain-HTTP
@@ -108,5 +109,15 @@ mod tests {
         assert_eq!(h[SPIFFE_ID], "spiffe://a/x");
         assert_eq!(h[NOT_AFTER], "1700000000");
         assert!(!h.contains_key(DNS_SANS));
+    }
+
+    #[test]
+    fn values_are_never_ambiguous() {
+        // Before: `%`, tab and non-ASCII passed as they were, so a DN with
+        // a literal `%0A` read the same as an encoded newline.
+        assert_eq!(value("CN=a%0Ab"), "CN=a%250Ab");
+        assert_eq!(value("CN=a\tb"), "CN=a%09b");
+        assert_eq!(value("CN=Zoë"), "CN=Zo%C3%AB");
+        assert_eq!(value("CN=plain, O=Alpha"), "CN=plain, O=Alpha");
     }
 }

@@ -230,8 +230,9 @@ async fn serve_inner(
         request_id,
         deadline,
         hop,
+        slot: Some(Arc::new(slot)),
     };
-    (label, run(&worker, request, slot).await)
+    (label, run(&worker, request).await)
 }
 
 /// Whether `worker` may run a request that arrived as `hop` now: not past
@@ -346,12 +347,9 @@ async fn read_body(
 
 /// Run the worker and turn its outcome into the client's response. A
 /// streaming response holds the request's instance slot until it ends.
-async fn run(
-    worker: &Worker,
-    request: WorkerRequest,
-    slot: tokio::sync::OwnedSemaphorePermit,
-) -> Response<WorkerBody> {
+async fn run(worker: &Worker, request: WorkerRequest) -> Response<WorkerBody> {
     let request_id = request.request_id.clone();
+    let slot = request.slot.clone();
     match worker.handler.handle(request).await {
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();

@@ -266,7 +266,19 @@ impl Body for SyncBody {
             .0
             .get_mut()
             .unwrap_or_else(|p| p.into_inner());
-        Pin::new(inner).poll_frame(cx)
+        // Trailers pass the same filter as headers: a guest cannot send a
+        // runtime-owned field (`sigil-worker`, `client-cert`, ...) that way.
+        Pin::new(inner).poll_frame(cx).map(|frame| {
+            frame.map(|frame| {
+                frame.map(|frame| match frame.into_trailers() {
+                    Ok(mut trailers) => {
+                        crate::headers::strip_trailers(&mut trailers);
+                        Frame::trailers(trailers)
+                    }
+                    Err(frame) => frame,
+                })
+            })
+        })
     }
 
     fn is_end_stream(&self) -> bool {

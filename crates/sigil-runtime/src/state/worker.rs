@@ -44,6 +44,12 @@ pub struct WorkerRequest {
     pub deadline: Instant,
     /// How many times the request passed through Sigil before.
     pub hop: Hop,
+    /// The worker's instance slot this request holds (`None` outside the
+    /// inbound service). The response body holds it until the response
+    /// ends; a handler whose work can outlive the response (a component's
+    /// task) keeps a clone until that work ends, so a client that drops its
+    /// response cannot free the slot of a guest that is still running.
+    pub slot: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 impl WorkerRequest {

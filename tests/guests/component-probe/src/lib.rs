@@ -14,7 +14,12 @@
 //! - `/big?<n>`: a body of n bytes, streamed;
 //! - `/count`: how many requests this instance served (module state);
 //! - `/spin`, `/alloc?<mb>`, `/panic`, `/exit`, `/sleep?<ms>`, `/silent`:
-//!   misbehaviours.
+//!   misbehaviours;
+//! - `/status?<n>`: answers with status n; `/many-headers?<n>`: with n
+//!   headers `x-h<i>`;
+//! - `/trap-after?<n>`: sends the head and n body bytes, then panics;
+//! - `/keep-outparam`: keeps its response-outparam in a global and returns;
+//! - `/linger?<ms>`: sends the head and a line, sleeps, then finishes.
 
 use std::io::Write as _;
 use wasi::http::outgoing_handler;
@@ -28,6 +33,11 @@ struct Probe;
 wasi::http::proxy::export!(Probe);
 
 const CHUNK: u64 = 64 * 1024;
+
+thread_local! {
+    /// Response-outparams `/keep-outparam` never sets.
+    static KEPT: std::cell::RefCell<Vec<ResponseOutparam>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// Requests this instance served: module state, which carries over only
 /// when the worker reuses instances.
@@ -82,6 +92,33 @@ impl wasi::exports::http::incoming_handler::Guest for Probe {
                 text(out, 200, "slept\n")
             }
             "/silent" => {}
+            "/status" => text(out, query.parse().unwrap_or(200), "status\n"),
+            "/many-headers" => {
+                let fields = Fields::new();
+                for i in 0..query.parse::<u32>().unwrap_or(0) {
+                    let _ = fields.append(&format!("x-h{i}"), b"v");
+                }
+                let body = respond(out, 200, fields);
+                OutgoingBody::finish(body, None).expect("finish");
+            }
+            "/trap-after" => {
+                let body = respond(out, 200, Fields::new());
+                let s = body.write().expect("stream");
+                let chunk = vec![b'x'; query.parse().unwrap_or(1000)];
+                let _ = s.blocking_write_and_flush(&chunk[..chunk.len().min(4096)]);
+                panic!("the probe fails after its response started");
+            }
+            "/keep-outparam" => KEPT.with(|k| k.borrow_mut().push(out)),
+            "/linger" => {
+                let ms: u64 = query.parse().unwrap_or(1000);
+                let body = respond(out, 200, Fields::new());
+                let s = body.write().expect("stream");
+                let _ = s.blocking_write_and_flush(b"started\n");
+                wasi::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
+                let _ = s.blocking_write_and_flush(b"done\n");
+                drop(s);
+                let _ = OutgoingBody::finish(body, None);
+            }
             _ => text(out, 200, &format!("hello from a component: {path}\n")),
         }
     }

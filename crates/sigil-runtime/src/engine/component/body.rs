@@ -9,6 +9,7 @@ use crate::telemetry::metrics::{WorkerErrorKind, WorkerErrorLabels, metrics};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use wasmtime_wasi_http::Error as HttpError;
@@ -63,6 +64,13 @@ impl Body for RequestBody {
                 this.failure.set(failure);
                 Poll::Ready(Some(Err(code)))
             }
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(match frame.into_trailers() {
+                Ok(mut trailers) => {
+                    crate::headers::strip_trailers(&mut trailers);
+                    Frame::trailers(trailers)
+                }
+                Err(frame) => frame,
+            }))),
             other => other.map(|f| f.map(|f| f.map_err(|_| unreachable_error()))),
         }
     }
@@ -81,27 +89,38 @@ fn unreachable_error() -> HttpError {
     HttpError::InternalError(None)
 }
 
-/// A component's response body, failing once it passes `limit` bytes.
+/// A component's response body, failing once it passes `limit` bytes, and
+/// failing instead of ending when the guest failed after handing over its
+/// response (`cut`): the client must not take a cut-off body for a whole
+/// one.
 pub struct ResponseBody<B> {
     inner: B,
     limit: u64,
     passed: u64,
     worker: Arc<str>,
     over: bool,
+    cut: Arc<AtomicBool>,
 }
 
 impl<B> ResponseBody<B> {
-    /// `inner`, the response of `worker`, limited to `limit` bytes.
-    pub fn new(inner: B, limit: u64, worker: Arc<str>) -> Self {
+    /// `inner`, the response of `worker`, limited to `limit` bytes; `cut`
+    /// is set (before `inner` ends) when the guest failed mid-response.
+    pub fn new(inner: B, limit: u64, worker: Arc<str>, cut: Arc<AtomicBool>) -> Self {
         ResponseBody {
             inner,
             limit,
             passed: 0,
             worker,
             over: false,
+            cut,
         }
     }
 }
+
+/// The error that ends a body the guest did not finish.
+#[derive(Debug, thiserror::Error)]
+#[error("the worker failed after its response started; the response is cut off")]
+pub struct CutOff;
 
 impl<B> Body for ResponseBody<B>
 where
@@ -122,8 +141,19 @@ where
         let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) if this.cut.load(Ordering::Acquire) => {
+                this.over = true;
+                return Poll::Ready(Some(Err(Box::new(CutOff))));
+            }
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
+        };
+        let frame = match frame.into_trailers() {
+            Ok(mut trailers) => {
+                crate::headers::strip_trailers(&mut trailers);
+                Frame::trailers(trailers)
+            }
+            Err(frame) => frame,
         };
         if let Some(data) = frame.data_ref() {
             this.passed += data.len() as u64;
@@ -152,7 +182,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.over || self.inner.is_end_stream()
+        self.over || (self.inner.is_end_stream() && !self.cut.load(Ordering::Acquire))
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -30,6 +30,10 @@ pub struct ComponentEngine {
     pub(super) engine: wasmtime::Engine,
     pub(super) linker: Linker<ComponentState>,
     pub(super) cache: ComponentCache,
+    /// How many more instances may sit idle (reused workers) across all
+    /// component workers: the pool has room for `max_instances` running
+    /// instances and this many idle ones beside them.
+    pub(super) idle_budget: Arc<std::sync::atomic::AtomicUsize>,
     /// The `sigil` binary that compiles in a child process (`None`: compile here).
     pub(super) compiler: Option<std::path::PathBuf>,
     stop_ticker: Arc<AtomicBool>,
@@ -79,7 +83,9 @@ impl ComponentEngine {
     /// Create the engine, its linker (all of WASI 0.2, sockets denied, plus
     /// `wasi:http`) and its epoch ticker.
     pub fn new(settings: &EngineSettings) -> anyhow::Result<Self> {
-        let engine = wasmtime::Engine::new(&config(settings.max_instances))?;
+        // Running instances are bounded by the worker slots (max_instances);
+        // idle reused ones by the idle budget: room for both.
+        let engine = wasmtime::Engine::new(&config(settings.max_instances.saturating_mul(2)))?;
         let mut linker: Linker<ComponentState> = Linker::new(&engine);
         // The full WASI 0.2 linker: componentize-js and componentize-py
         // import filesystem, sockets and cli interfaces beyond the proxy
@@ -105,6 +111,9 @@ impl ComponentEngine {
             linker,
             cache,
             compiler: settings.compiler.clone(),
+            idle_budget: Arc::new(std::sync::atomic::AtomicUsize::new(
+                settings.max_instances as usize,
+            )),
             stop_ticker,
         })
     }

@@ -10,12 +10,12 @@ use super::inbound;
 use super::state::ComponentState;
 use super::worker::{ComponentWorker, InstanceReuse};
 use crate::config::LimitExceeded;
-use crate::engine::CallContext;
-use crate::telemetry::logging::escape_controls;
 use crate::engine::cpu::{CpuMeter, Metered};
+use crate::engine::{CallContext, MAX_HEADER_VALUE, MAX_RESPONSE_HEADERS};
 use crate::state::{WorkerBody, WorkerError, WorkerRequest};
+use crate::telemetry::logging::escape_controls;
 use crate::telemetry::metrics::{WorkerErrorLabels, metrics};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wasmtime::{Store, UpdateDeadline};
@@ -31,33 +31,56 @@ pub(super) struct Instance {
     served: u32,
 }
 
-/// Idle instances of one worker, when it reuses them.
+/// Idle instances of one worker, when it reuses them. Every idle instance
+/// holds a slot of the component engine's pool, so all workers' idle
+/// instances together stay within the engine's idle budget (the pool has
+/// room for `max_instances` running instances beside them).
 pub(super) struct IdlePool {
     reuse: InstanceReuse,
     idle: Mutex<Vec<Instance>>,
+    budget: Arc<AtomicUsize>,
 }
 
 impl IdlePool {
-    pub(super) fn new(reuse: InstanceReuse) -> Arc<Self> {
+    pub(super) fn new(reuse: InstanceReuse, budget: Arc<AtomicUsize>) -> Arc<Self> {
         Arc::new(IdlePool {
             reuse,
             idle: Mutex::new(Vec::new()),
+            budget,
         })
     }
 
     fn take(&self) -> Option<Instance> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        if taken.is_some() {
+            self.budget.fetch_add(1, Ordering::AcqRel);
+        }
+        taken
     }
 
-    /// Keep `instance` for a later request, unless it served its share.
+    /// Keep `instance` for a later request, unless it served its share or
+    /// neither this worker nor the engine has room for another idle one.
     fn put(&self, instance: Instance) {
         if instance.served >= self.reuse.max_requests {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < self.reuse.max_idle {
+        if idle.len() >= self.reuse.max_idle {
+            return;
+        }
+        let reserved = self
+            .budget
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if reserved.is_ok() {
             idle.push(instance);
         }
+    }
+}
+
+impl Drop for IdlePool {
+    fn drop(&mut self) {
+        let idle = self.idle.get_mut().unwrap_or_else(|p| p.into_inner());
+        self.budget.fetch_add(idle.len(), Ordering::AcqRel);
     }
 }
 
@@ -97,6 +120,7 @@ impl Instance {
         let state = self.store.data_mut();
         state.hooks.call = call;
         state.hooks.started = 0;
+        state.limiter.refused = false;
         state.cpu = CpuMeter::default();
         self.store.set_epoch_deadline(1);
     }
@@ -158,7 +182,13 @@ struct Job {
     request_id: Arc<str>,
     /// Set when the guest handed over its response (from inside its call).
     answered: Arc<AtomicBool>,
+    /// Set here when the guest failed after handing over its response, so
+    /// the response body ends with an error instead of looking complete.
+    cut: Arc<AtomicBool>,
     idle: Option<Arc<IdlePool>>,
+    /// The request's instance slot, held until the guest's task ends (the
+    /// response body holds it too, for as long as the client reads).
+    _slot: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 impl Job {
@@ -185,6 +215,8 @@ impl Job {
         };
         let outcome =
             tokio::time::timeout_at(self.deadline.into(), Metered::new(call, meter)).await;
+        let state = instance.store.data_mut();
+        let reusable = !state.holds_request_resources();
         let state = instance.store.data();
         state.log_output(&self.request_id);
         let failure = match outcome {
@@ -198,11 +230,13 @@ impl Job {
             Ok(Ok(())) => None,
         };
         match (&failure, self.idle) {
-            (None, Some(pool)) => {
+            (None, Some(pool)) if reusable => {
                 instance.served += 1;
                 pool.put(instance);
             }
             (Some(e), _) if self.answered.load(Ordering::Acquire) => {
+                // Before the instance (and with it the body's sender) is dropped.
+                self.cut.store(true, Ordering::Release);
                 late_failure(e, &instance.store.data().hooks.call)
             }
             _ => {}
@@ -247,6 +281,8 @@ pub(super) async fn serve(
 ) -> Result<http::Response<WorkerBody>, WorkerError> {
     let call = worker.call_context(&request);
     let (deadline, request_id) = (request.deadline, request.request_id.clone());
+    let slot = request.slot.clone();
+    let call_request_id = request.request_id.clone();
     let idle = worker.idle.clone();
     let mut instance = match idle.as_ref().and_then(|p| p.take()) {
         Some(instance) => instance,
@@ -270,25 +306,43 @@ pub(super) async fn serve(
             (Err(e), _) | (_, Err(e)) => return Err(trap(&worker.name, format!("{e:#}"))),
         }
     };
+    let cut = Arc::new(AtomicBool::new(false));
     let job = Job {
         pre: worker.module.pre.clone(),
         deadline,
         request_id,
         answered,
+        cut: cut.clone(),
         idle,
+        _slot: slot,
     };
     let task = tokio::spawn(job.run(instance, req, out));
     let mut guard = AbortOnDrop(Some(task.abort_handle()));
-    let result = respond(worker, rx, task, failure).await;
+    let answer = Answered {
+        rx,
+        deadline,
+        cut,
+        request_id: call_request_id,
+    };
+    let result = respond(worker, answer, task, failure).await;
     guard.0 = None;
     result
+}
+
+/// Where the guest's answer arrives, by when, and the flag that cuts its
+/// body off.
+struct Answered {
+    rx: tokio::sync::oneshot::Receiver<Answer>,
+    deadline: Instant,
+    cut: Arc<AtomicBool>,
+    request_id: Arc<str>,
 }
 
 /// The client's response: the guest's (its body streaming, counted), or the
 /// error that kept it from answering.
 async fn respond(
     worker: &ComponentWorker,
-    rx: tokio::sync::oneshot::Receiver<Answer>,
+    answered: Answered,
     task: tokio::task::JoinHandle<Option<WorkerError>>,
     failure: FailureSlot,
 ) -> Result<http::Response<WorkerBody>, WorkerError> {
@@ -298,12 +352,21 @@ async fn respond(
             message: f.to_string(),
         })
     };
-    let answer = rx.await;
+    // The guest's task ends by the deadline, and with it every sender of
+    // the answer; the timeout also covers a sender kept somewhere else.
+    let Ok(answer) = tokio::time::timeout_at(answered.deadline.into(), answered.rx).await else {
+        return Err(WorkerError::Limit {
+            worker: worker.name.to_string(),
+            limit: LimitExceeded::Timeout {
+                limit_ms: worker.limits.timeout.as_millis() as u64,
+            },
+        });
+    };
     if let Some(e) = body_failed(&failure) {
         return Err(e);
     }
     match answer {
-        Ok(Ok(response)) => response_of(worker, response),
+        Ok(Ok(response)) => response_of(worker, response, answered.cut, &answered.request_id),
         Ok(Err(code)) => Err(WorkerError::Handler {
             status: 500,
             message: format!(
@@ -322,11 +385,31 @@ async fn respond(
     }
 }
 
-/// The guest's response, its body limited to `max_response_body`.
+/// The guest's response, its body limited to `max_response_body`, with the
+/// same rules as an SDK worker's: a status from 200 to 599, at most
+/// [`MAX_RESPONSE_HEADERS`] headers of at most [`MAX_HEADER_VALUE`] bytes
+/// (the rest dropped and logged).
 fn response_of(
     worker: &ComponentWorker,
-    response: hyper::Response<HyperOutgoingBody>,
+    mut response: hyper::Response<HyperOutgoingBody>,
+    cut: Arc<AtomicBool>,
+    request_id: &str,
 ) -> Result<http::Response<WorkerBody>, WorkerError> {
+    let status = response.status().as_u16();
+    if !(200..=599).contains(&status) {
+        let name = response
+            .status()
+            .canonical_reason()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        return Err(WorkerError::InvalidResponse {
+            worker: worker.name.to_string(),
+            problem: format!(
+                "status {status}{name} is not allowed; a worker may answer with a status from 200 to 599"
+            ),
+        });
+    }
+    cap_headers(worker, request_id, response.headers_mut());
     let limit = worker.limits.max_response_body;
     let declared = response
         .headers()
@@ -340,5 +423,31 @@ fn response_of(
         });
     }
     let name = worker.name.clone();
-    Ok(response.map(|body| WorkerBody::stream(ResponseBody::new(body, limit, name))))
+    Ok(response.map(|body| WorkerBody::stream(ResponseBody::new(body, limit, name, cut))))
+}
+
+/// Drop response headers past [`MAX_RESPONSE_HEADERS`] or longer than
+/// [`MAX_HEADER_VALUE`], logging once what was dropped.
+fn cap_headers(worker: &ComponentWorker, request_id: &str, headers: &mut http::HeaderMap) {
+    if headers.len() <= MAX_RESPONSE_HEADERS
+        && headers.values().all(|v| v.len() <= MAX_HEADER_VALUE)
+    {
+        return;
+    }
+    let (mut kept, mut too_long, mut excess) = (http::HeaderMap::new(), 0usize, 0usize);
+    for (name, value) in headers.iter() {
+        if value.len() > MAX_HEADER_VALUE {
+            too_long += 1;
+        } else if kept.len() >= MAX_RESPONSE_HEADERS {
+            excess += 1;
+        } else {
+            kept.append(name.clone(), value.clone());
+        }
+    }
+    *headers = kept;
+    tracing::warn!(
+        worker = &*worker.name,
+        request_id,
+        "dropped response headers from the worker: {too_long} with a value over {MAX_HEADER_VALUE} bytes, {excess} past the first {MAX_RESPONSE_HEADERS} headers"
+    );
 }

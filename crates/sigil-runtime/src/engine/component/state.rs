@@ -79,6 +79,28 @@ pub struct ComponentState {
 }
 
 impl ComponentState {
+    /// Whether a request's `wasi:http` resources are still alive in the
+    /// table after the guest returned (it kept its response-outparam, a body
+    /// or a pending subrequest in a global): such an instance must not serve
+    /// another request, which could otherwise answer or write to this one.
+    pub fn holds_request_resources(&mut self) -> bool {
+        use wasmtime_wasi_http::p2::body::{HostIncomingBody, HostOutgoingBody};
+        use wasmtime_wasi_http::p2::types::{
+            HostFutureIncomingResponse, HostIncomingRequest, HostIncomingResponse,
+            HostOutgoingRequest, HostOutgoingResponse, HostResponseOutparam,
+        };
+        self.table.iter_mut().any(|entry| {
+            entry.is::<HostIncomingRequest>()
+                || entry.is::<HostResponseOutparam>()
+                || entry.is::<HostOutgoingResponse>()
+                || entry.is::<HostOutgoingBody>()
+                || entry.is::<HostIncomingBody>()
+                || entry.is::<HostOutgoingRequest>()
+                || entry.is::<HostIncomingResponse>()
+                || entry.is::<HostFutureIncomingResponse>()
+        })
+    }
+
     /// Fresh state for an instance whose requests run with `hooks`, with
     /// `memory_bytes` of linear memory and `vars` as its environment.
     pub fn new(hooks: ComponentHooks, memory_bytes: u64, vars: &[(String, String)]) -> Self {

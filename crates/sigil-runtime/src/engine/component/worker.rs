@@ -56,6 +56,7 @@ impl ComponentWorker {
         outbound: Arc<dyn HttpSubrequests>,
         reuse: Option<InstanceReuse>,
     ) -> Self {
+        let idle = reuse.map(|r| run::IdlePool::new(r, engine.idle_budget.clone()));
         ComponentWorker {
             engine,
             module,
@@ -64,7 +65,7 @@ impl ComponentWorker {
             vars,
             subrequests,
             outbound,
-            idle: reuse.map(run::IdlePool::new),
+            idle,
         }
     }
 
