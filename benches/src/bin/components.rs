@@ -6,13 +6,18 @@
 //!   server's CPU time per response (utime + stime of the `sigil` process
 //!   over the responses); with `--wasmtime <path>` also `wasmtime serve -O
 //!   pooling-allocator` with the same component;
+//! - `langs`: JavaScript (componentize-js, `benches/components/hello-js`)
+//!   and Python (componentize-py, `benches/components/hello-py`) hellos,
+//!   the `sigil new` starters, on a fresh instance per request and (Python;
+//!   the JavaScript starter's FetchEvent form cannot be reused) with
+//!   `instance_reuse`: req/s, latency and CPU per response;
 //! - `stream`: 1 GiB uploaded through a component (`/proxy` of
 //!   `tests/guests/component-probe`) to an mTLS origin and 1 GiB back,
 //!   against the same transfer through a bare streaming proxy (hyper +
 //!   reqwest, one client identity); throughput and the growth of Sigil's
 //!   peak RSS.
 //!
-//! `cargo run --release -p sigil-bench --bin components -- [--secs N] [--gib N] [--wasmtime PATH]`
+//! `cargo run --release -p sigil-bench --bin components -- [--secs N] [--gib N] [--wasmtime PATH] [--only invoke,hello,langs,stream]`
 //! (it builds the guests and runs the release `sigil` binary, which must be
 //! built: `cargo build --release -p sigil-cli`).
 
@@ -35,6 +40,14 @@ struct Args {
     gib: u64,
     concurrency: usize,
     wasmtime: Option<PathBuf>,
+    /// Sections to run (`invoke`, `hello`, `langs`, `stream`); all when empty.
+    only: Vec<String>,
+}
+
+impl Args {
+    fn runs(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
 }
 
 fn args() -> Args {
@@ -43,6 +56,7 @@ fn args() -> Args {
         gib: 1,
         concurrency: 32,
         wasmtime: None,
+        only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,6 +66,7 @@ fn args() -> Args {
             "--gib" => a.gib = value().parse().unwrap_or(a.gib),
             "--concurrency" => a.concurrency = value().parse().unwrap_or(a.concurrency),
             "--wasmtime" => a.wasmtime = Some(PathBuf::from(value())),
+            "--only" => a.only = value().split(',').map(str::to_string).collect(),
             other => eprintln!("ignoring unknown argument {other}"),
         }
     }
@@ -277,6 +292,45 @@ async fn hello(a: &Args, dir: &Path) -> Result<()> {
                 a,
             )
             .await;
+        }
+    }
+    Ok(())
+}
+
+async fn langs(a: &Args, dir: &Path) -> Result<()> {
+    use sigil_testkit::toolchains::{js_component, python_component};
+    let root = sigil_testkit::workspace_root();
+    let js = js_component("benches/components/hello-js", "worker.js");
+    let py = python_component("benches/components/hello-py", "app.py");
+    let port = free_port();
+    let cache = root.join("target/wasm/bench-module-cache");
+    let worker = |name: &str, module: &str, extra: &str| {
+        format!(
+            "[[workers]]\nname = \"{name}\"\nmodule = \"{module}\"\n{extra}\n\
+             [[routes]]\nhost = \"{name}.test\"\nworker = \"{name}\"\n"
+        )
+    };
+    let manifest = format!(
+        "[server]\nhttp = \"127.0.0.1:{port}\"\nmodule_cache = \"{}\"\n[limits]\ncpu_ms = 1000\n{}{}{}",
+        cache.display(),
+        worker("js", &js, ""),
+        worker("py", &py, ""),
+        worker("py-reuse", &py, "instance_reuse = 1000"),
+    );
+    let s = sigil(dir, &manifest, port).await?;
+    let pid = s.child.id();
+    println!(
+        "\nJavaScript and Python hellos over plain HTTP/1.1 keep-alive, c={}, {} s each",
+        a.concurrency, a.secs
+    );
+    for round in 1..=3 {
+        println!("round {round}");
+        for (label, host) in [
+            ("sigil, JavaScript hello, fresh instance", "js.test"),
+            ("sigil, Python hello, fresh instance", "py.test"),
+            ("sigil, Python hello, instance_reuse", "py-reuse.test"),
+        ] {
+            measure(label, pid, s.addr, host, "/", a).await;
         }
     }
     Ok(())
@@ -547,8 +601,17 @@ async fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     sigil_testkit::guests();
     sigil_testkit::components();
-    invoke(20_000).await?;
-    hello(&a, dir.path()).await?;
-    stream(&a, dir.path()).await?;
+    if a.runs("invoke") {
+        invoke(20_000).await?;
+    }
+    if a.runs("hello") {
+        hello(&a, dir.path()).await?;
+    }
+    if a.runs("langs") {
+        langs(&a, dir.path()).await?;
+    }
+    if a.runs("stream") {
+        stream(&a, dir.path()).await?;
+    }
     Ok(())
 }
