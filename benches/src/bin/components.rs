@@ -17,7 +17,7 @@
 //!   reqwest, one client identity); throughput and the growth of Sigil's
 //!   peak RSS.
 //!
-//! `cargo run --release -p sigil-bench --bin components -- [--secs N] [--gib N] [--wasmtime PATH] [--only invoke,hello,langs,stream]`
+//! `cargo run --release -p sigil-bench --bin components -- [--secs N] [--gib N] [--wasmtime PATH] [--workerd PATH] [--only invoke,hello,langs,stream]`
 //! (it builds the guests and runs the release `sigil` binary, which must be
 //! built: `cargo build --release -p sigil-cli`).
 
@@ -40,6 +40,8 @@ struct Args {
     gib: u64,
     concurrency: usize,
     wasmtime: Option<PathBuf>,
+    /// A `workerd` binary to measure beside the JavaScript hellos.
+    workerd: Option<PathBuf>,
     /// Sections to run (`invoke`, `hello`, `langs`, `stream`); all when empty.
     only: Vec<String>,
 }
@@ -56,6 +58,7 @@ fn args() -> Args {
         gib: 1,
         concurrency: 32,
         wasmtime: None,
+        workerd: None,
         only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -66,6 +69,7 @@ fn args() -> Args {
             "--gib" => a.gib = value().parse().unwrap_or(a.gib),
             "--concurrency" => a.concurrency = value().parse().unwrap_or(a.concurrency),
             "--wasmtime" => a.wasmtime = Some(PathBuf::from(value())),
+            "--workerd" => a.workerd = Some(PathBuf::from(value())),
             "--only" => a.only = value().split(',').map(str::to_string).collect(),
             other => eprintln!("ignoring unknown argument {other}"),
         }
@@ -269,22 +273,9 @@ async fn hello(a: &Args, dir: &Path) -> Result<()> {
         )
         .await;
         if let Some(wasmtime) = &a.wasmtime {
-            let port = free_port();
-            let child = Command::new(wasmtime)
-                .args(["serve", "-O", "pooling-allocator", "--addr"])
-                .arg(format!("127.0.0.1:{port}"))
-                .arg(&component)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("running wasmtime serve")?;
-            let w = Server {
-                addr: format!("127.0.0.1:{port}").parse()?,
-                child,
-            };
-            wait_listening(w.addr).await?;
+            let w = wasmtime_serve(wasmtime, &component).await?;
             measure(
-                "wasmtime serve -O pooling-allocator, same",
+                "wasmtime serve -S cli -O pooling-allocator",
                 w.child.id(),
                 w.addr,
                 "localhost",
@@ -301,6 +292,7 @@ async fn langs(a: &Args, dir: &Path) -> Result<()> {
     use sigil_testkit::toolchains::{js_component, python_component};
     let root = sigil_testkit::workspace_root();
     let js = js_component("benches/components/hello-js", "worker.js");
+    let js_raw = js_component("benches/components/hello-js-raw", "worker.js");
     let py = python_component("benches/components/hello-py", "app.py");
     let port = free_port();
     let cache = root.join("target/wasm/bench-module-cache");
@@ -316,7 +308,8 @@ async fn langs(a: &Args, dir: &Path) -> Result<()> {
         worker("js", &js, ""),
         worker("py", &py, ""),
         worker("py-reuse", &py, "instance_reuse = 1000"),
-    );
+    ) + &worker("js-raw", &js_raw, "")
+        + &worker("js-raw-reuse", &js_raw, "instance_reuse = 1000");
     let s = sigil(dir, &manifest, port).await?;
     let pid = s.child.id();
     println!(
@@ -326,14 +319,91 @@ async fn langs(a: &Args, dir: &Path) -> Result<()> {
     for round in 1..=3 {
         println!("round {round}");
         for (label, host) in [
-            ("sigil, JavaScript hello, fresh instance", "js.test"),
+            ("sigil, JavaScript hello (fetch event), fresh", "js.test"),
+            ("sigil, JavaScript hello (export), fresh", "js-raw.test"),
+            (
+                "sigil, JavaScript hello (export), reuse",
+                "js-raw-reuse.test",
+            ),
             ("sigil, Python hello, fresh instance", "py.test"),
             ("sigil, Python hello, instance_reuse", "py-reuse.test"),
         ] {
             measure(label, pid, s.addr, host, "/", a).await;
         }
+        if let Some(wasmtime) = &a.wasmtime {
+            for (label, component) in [
+                ("wasmtime serve, JavaScript (fetch event)", &js),
+                ("wasmtime serve, Python", &py),
+            ] {
+                let w = wasmtime_serve(wasmtime, component).await?;
+                measure(label, w.child.id(), w.addr, "localhost", "/", a).await;
+            }
+        }
+        if let Some(workerd) = &a.workerd {
+            let w = start_workerd(workerd, dir).await?;
+            measure(
+                "workerd, JavaScript hello (fetch event)",
+                w.child.id(),
+                w.addr,
+                "localhost",
+                "/",
+                a,
+            )
+            .await;
+        }
     }
     Ok(())
+}
+
+/// `wasmtime serve` (fresh instance per request, pooling allocator) with
+/// `component` on a free port.
+async fn wasmtime_serve(wasmtime: &Path, component: &str) -> Result<Server> {
+    let port = free_port();
+    let child = Command::new(wasmtime)
+        .args(["serve", "-S", "cli", "-O", "pooling-allocator", "--addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(component)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("running wasmtime serve")?;
+    let w = Server {
+        addr: format!("127.0.0.1:{port}").parse()?,
+        child,
+    };
+    wait_listening(w.addr).await?;
+    Ok(w)
+}
+
+/// `workerd serve` with a JavaScript hello (the same response as the
+/// JavaScript hellos above) on a free port.
+async fn start_workerd(workerd: &Path, dir: &Path) -> Result<Server> {
+    let port = free_port();
+    let script = "addEventListener(\"fetch\", (event) => {\n  const url = new URL(event.request.url);\n  event.respondWith(new Response(`hello from workerd: ${url.pathname}\\n`));\n});\n";
+    std::fs::write(dir.join("workerd-hello.js"), script)?;
+    let config = format!(
+        "using Workerd = import \"/workerd/workerd.capnp\";\n\
+         const config :Workerd.Config = (\n  services = [ (name = \"main\", worker = .hello) ],\n  \
+         sockets = [ ( name = \"http\", address = \"127.0.0.1:{port}\", http = (), service = \"main\" ) ]\n);\n\
+         const hello :Workerd.Worker = (\n  serviceWorkerScript = embed \"workerd-hello.js\",\n  \
+         compatibilityDate = \"2024-09-01\",\n);\n"
+    );
+    let config_path = dir.join("workerd.capnp");
+    std::fs::write(&config_path, config)?;
+    let child = Command::new(workerd)
+        .arg("serve")
+        .arg(&config_path)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("running workerd serve")?;
+    let w = Server {
+        addr: format!("127.0.0.1:{port}").parse()?,
+        child,
+    };
+    wait_listening(w.addr).await?;
+    Ok(w)
 }
 
 /// A request body of `total` bytes made as it is sent.

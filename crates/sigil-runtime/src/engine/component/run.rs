@@ -216,7 +216,7 @@ impl Job {
         let outcome =
             tokio::time::timeout_at(self.deadline.into(), Metered::new(call, meter)).await;
         let state = instance.store.data_mut();
-        let reusable = !state.holds_request_resources();
+        let reusable = !state.can_still_answer();
         let state = instance.store.data();
         state.log_output(&self.request_id);
         let failure = match outcome {

@@ -79,25 +79,21 @@ pub struct ComponentState {
 }
 
 impl ComponentState {
-    /// Whether a request's `wasi:http` resources are still alive in the
-    /// table after the guest returned (it kept its response-outparam, a body
-    /// or a pending subrequest in a global): such an instance must not serve
-    /// another request, which could otherwise answer or write to this one.
-    pub fn holds_request_resources(&mut self) -> bool {
-        use wasmtime_wasi_http::p2::body::{HostIncomingBody, HostOutgoingBody};
-        use wasmtime_wasi_http::p2::types::{
-            HostFutureIncomingResponse, HostIncomingRequest, HostIncomingResponse,
-            HostOutgoingRequest, HostOutgoingResponse, HostResponseOutparam,
-        };
+    /// Whether a resource through which the guest could still answer the
+    /// request it just returned from is alive in the table: its
+    /// response-outparam (kept unset), a response not yet handed over, or a
+    /// response body not finished. Such an instance must not serve another
+    /// request: the next caller's data could reach the earlier caller.
+    /// (What only reads the earlier request — its headers or body, which a
+    /// garbage-collected guest such as StarlingMonkey drops late — tells the
+    /// worker nothing it could not have kept in a global anyway.)
+    pub fn can_still_answer(&mut self) -> bool {
+        use wasmtime_wasi_http::p2::body::HostOutgoingBody;
+        use wasmtime_wasi_http::p2::types::{HostOutgoingResponse, HostResponseOutparam};
         self.table.iter_mut().any(|entry| {
-            entry.is::<HostIncomingRequest>()
-                || entry.is::<HostResponseOutparam>()
+            entry.is::<HostResponseOutparam>()
                 || entry.is::<HostOutgoingResponse>()
                 || entry.is::<HostOutgoingBody>()
-                || entry.is::<HostIncomingBody>()
-                || entry.is::<HostOutgoingRequest>()
-                || entry.is::<HostIncomingResponse>()
-                || entry.is::<HostFutureIncomingResponse>()
         })
     }
 
