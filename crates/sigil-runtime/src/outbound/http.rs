@@ -6,8 +6,7 @@
 //! passes).
 
 use super::classify::{Timeouts, classify, classify_tls};
-use super::pool::ClientPool;
-use super::worker::WorkerOutbound;
+use super::worker::{Target, WorkerOutbound};
 use crate::engine::CallContext;
 use crate::engine::component::{HttpSubrequest, HttpSubrequestFuture, HttpSubrequests};
 use crate::headers::{is_not_forwarded, is_runtime_owned};
@@ -21,70 +20,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-
-/// Where one request goes, checked.
-struct Target {
-    url: reqwest::Url,
-    host: String,
-    port: u16,
-    origin: String,
-    binding: Option<String>,
-    pool: Arc<ClientPool>,
-}
-
-impl WorkerOutbound {
-    /// The binding `choice` names, and the pool presenting it.
-    fn resolve(
-        &self,
-        choice: &ClientCertChoice,
-    ) -> Result<(Option<String>, Arc<ClientPool>), FetchError> {
-        Ok(match choice {
-            ClientCertChoice::None => (None, self.anonymous.clone()),
-            ClientCertChoice::Binding(name) => match self.bindings.get(name) {
-                Some(pool) => (Some(name.clone()), pool.clone()),
-                None => {
-                    return Err(FetchError::UnknownBinding {
-                        binding: name.clone(),
-                    });
-                }
-            },
-            ClientCertChoice::WorkerDefault => match &self.default {
-                Some((name, pool)) => (Some(name.clone()), pool.clone()),
-                None => (None, self.anonymous.clone()),
-            },
-        })
-    }
-
-    /// Check the request's destination and binding.
-    fn target(&self, uri: &http::Uri, choice: &ClientCertChoice) -> Result<Target, FetchError> {
-        let url =
-            reqwest::Url::parse(&uri.to_string()).map_err(|e| FetchError::InvalidRequest {
-                reason: format!("\"{uri}\" is not an absolute URL: {e}"),
-            })?;
-        let scheme = url.scheme().to_string();
-        if scheme != "http" && scheme != "https" {
-            return Err(FetchError::InvalidRequest {
-                reason: format!("scheme \"{scheme}\" is not http or https"),
-            });
-        }
-        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let port = url.port_or_known_default().unwrap_or(443);
-        self.check_destination(&scheme, &host, port)?;
-        let (binding, pool) = self.resolve(choice)?;
-        Ok(Target {
-            origin: format!("{host}:{port}"),
-            url,
-            host,
-            port,
-            binding,
-            pool,
-        })
-    }
-}
 
 /// The label of `choice` in `sigil_subrequests_total`: only the worker's
 /// own binding names (a name the guest made up is `unknown`).
@@ -122,7 +57,7 @@ impl HttpSubrequests for WorkerOutbound {
     ) -> Result<HttpSubrequestFuture, FetchError> {
         let label = binding_label(self, &sub.client_cert);
         let worker = call.worker.clone();
-        let target = match self.target(sub.request.uri(), &sub.client_cert) {
+        let target = match self.target(&sub.request.uri().to_string(), &sub.client_cert) {
             Ok(t) => t,
             Err(e) => {
                 count(&worker, label, Err(&e));
@@ -268,17 +203,11 @@ impl Body for SyncBody {
             .unwrap_or_else(|p| p.into_inner());
         // Trailers pass the same filter as headers: a guest cannot send a
         // runtime-owned field (`sigil-worker`, `client-cert`, ...) that way.
-        Pin::new(inner).poll_frame(cx).map(|frame| {
-            frame.map(|frame| {
-                frame.map(|frame| match frame.into_trailers() {
-                    Ok(mut trailers) => {
-                        crate::headers::strip_trailers(&mut trailers);
-                        Frame::trailers(trailers)
-                    }
-                    Err(frame) => frame,
-                })
-            })
-        })
+        let mut polled = Pin::new(inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &mut polled {
+            crate::headers::strip_frame_trailers(frame);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -70,12 +70,7 @@ impl WorkerOutbound {
     /// origin, never the admin listener, and an internal address only when
     /// an entry names it explicitly. (Names that resolve to internal
     /// addresses are refused by the pool's resolver.)
-    pub(super) fn check_destination(
-        &self,
-        scheme: &str,
-        host: &str,
-        port: u16,
-    ) -> Result<(), FetchError> {
+    fn check_destination(&self, scheme: &str, host: &str, port: u16) -> Result<(), FetchError> {
         let not_allowed = || FetchError::HostNotAllowed {
             origin: format!("{scheme}://{host}:{port}"),
         };
@@ -118,24 +113,55 @@ impl WorkerOutbound {
         request: FetchRequest,
         call: &CallContext,
     ) -> Result<impl Future<Output = FetchResult> + Send + 'static, FetchError> {
-        let url =
-            reqwest::Url::parse(&request.request.url).map_err(|e| FetchError::InvalidRequest {
-                reason: format!("\"{}\" is not an absolute URL: {e}", request.request.url),
-            })?;
-        let scheme = url.scheme().to_string();
-        if scheme != "http" && scheme != "https" {
-            return Err(FetchError::InvalidRequest {
-                reason: format!("scheme \"{scheme}\" is not http or https"),
-            });
-        }
-        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let port = url.port_or_known_default().unwrap_or(443);
-        self.check_destination(&scheme, &host, port)?;
-        let (binding, pool) = match &request.client_cert {
+        let Target {
+            url,
+            host,
+            port,
+            origin,
+            binding,
+            pool,
+        } = self.target(&request.request.url, &request.client_cert)?;
+        let remaining = call.deadline.saturating_duration_since(Instant::now());
+        let timeout = request
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms as u64).min(remaining))
+            .unwrap_or(remaining);
+        let job = send::Job {
+            host,
+            port,
+            url,
+            origin,
+            binding,
+            request: request.request,
+            timeout,
+            max_body: call.limits.max_response_body,
+            worker: call.worker.clone(),
+            forward: call.forward.clone(),
+            hop: call.hop,
+        };
+        Ok(send::send(pool, job))
+    }
+}
+
+/// Where one subrequest goes, checked: its URL, destination and the pool
+/// presenting the chosen binding.
+pub(super) struct Target {
+    pub(super) url: reqwest::Url,
+    pub(super) host: String,
+    pub(super) port: u16,
+    /// `host:port`, for messages.
+    pub(super) origin: String,
+    pub(super) binding: Option<String>,
+    pub(super) pool: Arc<ClientPool>,
+}
+
+impl WorkerOutbound {
+    /// The binding `choice` names, and the pool presenting it.
+    fn resolve(
+        &self,
+        choice: &ClientCertChoice,
+    ) -> Result<(Option<String>, Arc<ClientPool>), FetchError> {
+        Ok(match choice {
             ClientCertChoice::None => (None, self.anonymous.clone()),
             ClientCertChoice::Binding(name) => match self.bindings.get(name) {
                 Some(pool) => (Some(name.clone()), pool.clone()),
@@ -149,26 +175,42 @@ impl WorkerOutbound {
                 Some((name, pool)) => (Some(name.clone()), pool.clone()),
                 None => (None, self.anonymous.clone()),
             },
-        };
-        let remaining = call.deadline.saturating_duration_since(Instant::now());
-        let timeout = request
-            .timeout_ms
-            .map(|ms| Duration::from_millis(ms as u64).min(remaining))
-            .unwrap_or(remaining);
-        let job = send::Job {
-            host: host.clone(),
-            port,
-            url,
+        })
+    }
+
+    /// Check a subrequest to `url` (SDK workers and components alike): an
+    /// absolute http(s) URL, a destination this worker may reach, and the
+    /// binding `choice` names.
+    pub(super) fn target(
+        &self,
+        url: &str,
+        choice: &ClientCertChoice,
+    ) -> Result<Target, FetchError> {
+        let url = reqwest::Url::parse(url).map_err(|e| FetchError::InvalidRequest {
+            reason: format!("\"{url}\" is not an absolute URL: {e}"),
+        })?;
+        let scheme = url.scheme().to_string();
+        if scheme != "http" && scheme != "https" {
+            return Err(FetchError::InvalidRequest {
+                reason: format!("scheme \"{scheme}\" is not http or https"),
+            });
+        }
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = url.port_or_known_default().unwrap_or(443);
+        self.check_destination(&scheme, &host, port)?;
+        let (binding, pool) = self.resolve(choice)?;
+        Ok(Target {
             origin: format!("{host}:{port}"),
+            url,
+            host,
+            port,
             binding,
-            request: request.request,
-            timeout,
-            max_body: call.limits.max_response_body,
-            worker: call.worker.clone(),
-            forward: call.forward.clone(),
-            hop: call.hop,
-        };
-        Ok(send::send(pool, job))
+            pool,
+        })
     }
 }
 
