@@ -127,6 +127,13 @@ pub fn strip_trailers(trailers: &mut HeaderMap) {
     }
 }
 
+/// [`strip_trailers`] on a body frame, when it holds trailers.
+pub fn strip_frame_trailers<D>(frame: &mut hyper::body::Frame<D>) {
+    if let Some(trailers) = frame.trailers_mut() {
+        strip_trailers(trailers);
+    }
+}
+
 /// Remove the headers only Sigil may set from an inbound request, also when
 /// spelled with underscores (`client_cert`): CGI and WSGI origins read
 /// `-` and `_` as the same character.

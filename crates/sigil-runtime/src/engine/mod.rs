@@ -85,6 +85,41 @@ pub fn compile_config() -> Config {
     config
 }
 
+/// When the kernel supports it, reset a freed pool slot by rewriting only
+/// the pages its request dirtied (found with the `PAGEMAP_SCAN` ioctl)
+/// instead of `madvise(DONTNEED)`: no TLB-shootdown IPIs to the other
+/// threads on every request, and no page faults on the next one. Both
+/// engines (modules and components) use it.
+pub(crate) fn reset_dirty_pages_only(pool: &mut PoolingAllocationConfig) {
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(wasmtime::Enabled::Yes)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT);
+    }
+}
+
+/// Start a thread named `name` that advances `engine`'s epoch every
+/// [`EPOCH_TICK`] until the returned flag is set or the engine is gone.
+pub(crate) fn spawn_epoch_ticker(
+    engine: &wasmtime::Engine,
+    name: &str,
+) -> std::io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ticker, stopped) = (engine.weak(), stop.clone());
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                match ticker.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })?;
+    Ok(stop)
+}
+
 /// The shared wasm engine.
 pub struct Engine {
     engine: wasmtime::Engine,
@@ -110,15 +145,7 @@ impl Engine {
             .total_tables(n)
             .total_stacks(n)
             .max_memory_size((MAX_MEMORY_MB << 20) as usize);
-        if PoolingAllocationConfig::is_pagemap_scan_available() {
-            // Reset a freed slot by rewriting only the pages the request
-            // dirtied (found with the PAGEMAP_SCAN ioctl) instead of
-            // `madvise(DONTNEED)`: no TLB-shootdown IPIs to the other threads
-            // on every request, and no page faults on the next one.
-            pool.pagemap_scan(wasmtime::Enabled::Yes)
-                .linear_memory_keep_resident(KEEP_RESIDENT)
-                .table_keep_resident(KEEP_RESIDENT);
-        }
+        reset_dirty_pages_only(&mut pool);
         let mut config = compile_config();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = wasmtime::Engine::new(&config)?;
@@ -126,16 +153,7 @@ impl Engine {
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, RequestState::wasi)?;
         abi::add_to_linker(&mut linker)?;
 
-        let stop_ticker = Arc::new(AtomicBool::new(false));
-        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
-        std::thread::Builder::new()
-            .name("sigil-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    ticker_engine.increment_epoch();
-                }
-            })?;
+        let stop_ticker = spawn_epoch_ticker(&engine, "sigil-epoch")?;
         let cache = cache::ModuleCache::new(settings.module_cache.clone(), &engine);
         Ok(Engine {
             engine,

@@ -127,6 +127,25 @@ impl Dropped {
     }
 }
 
+/// `status` when a worker may answer with it (200–599), else why not: 1xx
+/// would hand the connection over or confuse the client, and 600+ is no
+/// HTTP status. The rule of both worker kinds.
+pub(crate) fn allowed_status(status: u16) -> Result<StatusCode, String> {
+    match StatusCode::from_u16(status) {
+        Ok(s) if (200..=599).contains(&status) => Ok(s),
+        parsed => {
+            let name = parsed
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            Err(format!(
+                "status {status}{name} is not allowed; a worker may answer with a status from 200 to 599"
+            ))
+        }
+    }
+}
+
 /// The guest's response as HTTP. A status outside 200–599 is refused (1xx
 /// would hand the connection over or confuse the client, and 600+ is no
 /// HTTP status): the error says so. Headers that are not valid HTTP, longer
@@ -135,20 +154,7 @@ impl Dropped {
 pub fn response_from_view(
     wire: ResponseView<'_>,
 ) -> Result<(http::Response<Bytes>, Option<String>), String> {
-    let status = match StatusCode::from_u16(wire.status) {
-        Ok(s) if (200..=599).contains(&wire.status) => s,
-        _ => {
-            let name = StatusCode::from_u16(wire.status)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default();
-            return Err(format!(
-                "status {}{name} is not allowed; a worker may answer with a status from 200 to 599",
-                wire.status
-            ));
-        }
-    };
+    let status = allowed_status(wire.status)?;
     let mut resp = http::Response::new(Bytes::copy_from_slice(wire.body));
     *resp.status_mut() = status;
     let mut dropped = Dropped::default();

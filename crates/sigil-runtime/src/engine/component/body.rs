@@ -64,13 +64,10 @@ impl Body for RequestBody {
                 this.failure.set(failure);
                 Poll::Ready(Some(Err(code)))
             }
-            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(match frame.into_trailers() {
-                Ok(mut trailers) => {
-                    crate::headers::strip_trailers(&mut trailers);
-                    Frame::trailers(trailers)
-                }
-                Err(frame) => frame,
-            }))),
+            Poll::Ready(Some(Ok(mut frame))) => {
+                crate::headers::strip_frame_trailers(&mut frame);
+                Poll::Ready(Some(Ok(frame)))
+            }
             other => other.map(|f| f.map(|f| f.map_err(|_| unreachable_error()))),
         }
     }
@@ -148,13 +145,8 @@ where
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
         };
-        let frame = match frame.into_trailers() {
-            Ok(mut trailers) => {
-                crate::headers::strip_trailers(&mut trailers);
-                Frame::trailers(trailers)
-            }
-            Err(frame) => frame,
-        };
+        let mut frame = frame;
+        crate::headers::strip_frame_trailers(&mut frame);
         if let Some(data) = frame.data_ref() {
             this.passed += data.len() as u64;
             if this.passed > this.limit {

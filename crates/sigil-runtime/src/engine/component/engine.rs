@@ -7,7 +7,7 @@
 use super::cache::ComponentCache;
 use super::state::ComponentState;
 use crate::config::limits::MAX_MEMORY_MB;
-use crate::engine::{EPOCH_TICK, EngineSettings};
+use crate::engine::EngineSettings;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::Linker;
@@ -20,10 +20,6 @@ const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 /// Elements of one table: SpiderMonkey's and CPython's indirect-call tables
 /// are larger than wasmtime's default of 20,000.
 const TABLE_ELEMENTS: usize = 64 * 1024;
-
-/// Bytes of each slot's memory and tables kept resident between requests
-/// (as for SDK modules, when the kernel supports `PAGEMAP_SCAN`).
-const KEEP_RESIDENT: usize = 4 << 20;
 
 /// The wasmtime engine and linker of component workers.
 pub struct ComponentEngine {
@@ -60,11 +56,7 @@ fn pool(instances: u32) -> PoolingAllocationConfig {
         .table_elements(TABLE_ELEMENTS)
         .total_stacks(n)
         .max_memory_size((MAX_MEMORY_MB << 20) as usize);
-    if PoolingAllocationConfig::is_pagemap_scan_available() {
-        pool.pagemap_scan(wasmtime::Enabled::Yes)
-            .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(KEEP_RESIDENT);
-    }
+    crate::engine::reset_dirty_pages_only(&mut pool);
     pool
 }
 
@@ -92,19 +84,7 @@ impl ComponentEngine {
         // world. Sockets are denied per store; all egress is `wasi:http`.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        let stop_ticker = Arc::new(AtomicBool::new(false));
-        let (ticker, stop) = (engine.weak(), stop_ticker.clone());
-        std::thread::Builder::new()
-            .name("sigil-epoch-components".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    match ticker.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })?;
+        let stop_ticker = crate::engine::spawn_epoch_ticker(&engine, "sigil-epoch-components")?;
         let cache = ComponentCache::new(settings.module_cache.clone(), &engine);
         Ok(ComponentEngine {
             engine,

@@ -11,6 +11,7 @@ use super::state::ComponentState;
 use super::worker::{ComponentWorker, InstanceReuse};
 use crate::config::LimitExceeded;
 use crate::engine::cpu::{CpuMeter, Metered};
+use crate::engine::sdk_worker::allowed_status;
 use crate::engine::{CallContext, MAX_HEADER_VALUE, MAX_RESPONSE_HEADERS};
 use crate::state::{WorkerBody, WorkerError, WorkerRequest};
 use crate::telemetry::logging::escape_controls;
@@ -215,8 +216,6 @@ impl Job {
         };
         let outcome =
             tokio::time::timeout_at(self.deadline.into(), Metered::new(call, meter)).await;
-        let state = instance.store.data_mut();
-        let reusable = !state.can_still_answer();
         let state = instance.store.data();
         state.log_output(&self.request_id);
         let failure = match outcome {
@@ -230,7 +229,7 @@ impl Job {
             Ok(Ok(())) => None,
         };
         match (&failure, self.idle) {
-            (None, Some(pool)) if reusable => {
+            (None, Some(pool)) if !instance.store.data_mut().can_still_answer() => {
                 instance.served += 1;
                 pool.put(instance);
             }
@@ -395,20 +394,10 @@ fn response_of(
     cut: Arc<AtomicBool>,
     request_id: &str,
 ) -> Result<http::Response<WorkerBody>, WorkerError> {
-    let status = response.status().as_u16();
-    if !(200..=599).contains(&status) {
-        let name = response
-            .status()
-            .canonical_reason()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default();
-        return Err(WorkerError::InvalidResponse {
-            worker: worker.name.to_string(),
-            problem: format!(
-                "status {status}{name} is not allowed; a worker may answer with a status from 200 to 599"
-            ),
-        });
-    }
+    allowed_status(response.status().as_u16()).map_err(|problem| WorkerError::InvalidResponse {
+        worker: worker.name.to_string(),
+        problem,
+    })?;
     cap_headers(worker, request_id, response.headers_mut());
     let limit = worker.limits.max_response_body;
     let declared = response
