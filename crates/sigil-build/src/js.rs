@@ -23,14 +23,6 @@ pub struct JsWorker {
     pub module: PathBuf,
 }
 
-fn directory(entry: &Path) -> PathBuf {
-    entry
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf()
-}
-
 /// The version of componentize-js installed under `dir`, if any.
 fn installed(dir: &Path) -> Option<String> {
     let manifest = dir
@@ -95,7 +87,7 @@ pub fn build(worker: &JsWorker, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
             worker.entry.display()
         );
     }
-    let dir = std::path::absolute(directory(&worker.entry))?;
+    let dir = std::path::absolute(crate::entry_dir(&worker.entry))?;
     ensure_componentize_js(&dir, progress)?;
     let wit_dir = dir.join(".sigil").join("wit-js");
     wit::write(&wit_dir, wit::World::Export)?;

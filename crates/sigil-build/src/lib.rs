@@ -115,6 +115,16 @@ fn package_name(dir: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("{}: no [package] name", manifest.display()))
 }
 
+/// The directory a worker's entry file (`worker.js`, `app.py`) is in: where
+/// its toolchain is installed and its build state kept.
+pub(crate) fn entry_dir(entry: &Path) -> PathBuf {
+    entry
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
 /// Build the `sigil-sdk` worker `crates` for `wasm32-wasip1` (grouped by
 /// target dir and profile, one cargo call per group) so that each module
 /// appears at its `module` path.

@@ -23,14 +23,6 @@ pub struct PyWorker {
     pub module: PathBuf,
 }
 
-fn directory(entry: &Path) -> PathBuf {
-    entry
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf()
-}
-
 /// The virtual environment componentize-py is installed in.
 pub fn venv(dir: &Path) -> PathBuf {
     dir.join(".sigil").join("venv")
@@ -96,7 +88,7 @@ pub fn build(worker: &PyWorker, progress: &mut dyn FnMut(&str)) -> anyhow::Resul
     else {
         bail!("{}: the app module does not exist", worker.entry.display());
     };
-    let dir = std::path::absolute(directory(&worker.entry))?;
+    let dir = std::path::absolute(crate::entry_dir(&worker.entry))?;
     ensure_componentize_py(&dir, progress)?;
     let wit_dir = dir.join(".sigil").join("wit-py");
     wit::write(&wit_dir, wit::World::Proxy)?;

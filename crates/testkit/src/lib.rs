@@ -32,31 +32,47 @@ pub fn wasm_dir() -> PathBuf {
     workspace_root().join("target/wasm/wasm32-wasip1/guest")
 }
 
+/// A build function of `sigil_build` (`build` or `build_components`).
+type Builder = fn(&[sigil_build::GuestCrate], &mut dyn FnMut(&str)) -> anyhow::Result<()>;
+
+/// Build `crates` (`(crate dir relative to the root, module name)`) into
+/// `dir` with `build`, once per test process (`built` remembers it; cargo
+/// makes later builds no-ops), and return `dir`.
+fn build_once(
+    built: &'static OnceLock<PathBuf>,
+    dir: PathBuf,
+    crates: &[(&str, &str)],
+    build: Builder,
+) -> PathBuf {
+    built
+        .get_or_init(|| {
+            install_crypto_provider();
+            let root = workspace_root();
+            let crates: Vec<_> = crates
+                .iter()
+                .map(|(source, name)| sigil_build::GuestCrate {
+                    dir: root.join(source),
+                    module: dir.join(format!("{name}.wasm")),
+                })
+                .collect();
+            build(&crates, &mut |l| eprintln!("{l}"))
+                .unwrap_or_else(|e| panic!("building {}: {e:#}", dir.display()));
+            dir
+        })
+        .clone()
+}
+
 /// Build every guest crate the tests use (once per test process; cargo makes
 /// later builds no-ops) and return the directory holding the `.wasm` files.
 pub fn guests() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            install_crypto_provider();
-            let root = workspace_root();
-            let crates: Vec<_> = [
-                ("tests/guests/probe", "probe"),
-                ("examples/hello", "hello"),
-                ("examples/records", "records"),
-                ("examples/tenants", "tenants"),
-            ]
-            .iter()
-            .map(|(dir, name)| sigil_build::GuestCrate {
-                dir: root.join(dir),
-                module: wasm_dir().join(format!("{name}.wasm")),
-            })
-            .collect();
-            sigil_build::build(&crates, &mut |l| eprintln!("{l}"))
-                .expect("building the guest crates");
-            wasm_dir()
-        })
-        .clone()
+    let crates = [
+        ("tests/guests/probe", "probe"),
+        ("examples/hello", "hello"),
+        ("examples/records", "records"),
+        ("examples/tenants", "tenants"),
+    ];
+    build_once(&BUILT, wasm_dir(), &crates, sigil_build::build)
 }
 
 /// Where the Rust component guests are built.
@@ -69,26 +85,17 @@ pub fn component_dir() -> PathBuf {
 /// directory holding them.
 pub fn components() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            install_crypto_provider();
-            let root = workspace_root();
-            let crates: Vec<_> = [
-                ("tests/guests/component-probe", "component_probe"),
-                ("tests/guests/not-a-proxy", "not-a-proxy"),
-                ("examples/hello-component", "hello_component"),
-            ]
-            .iter()
-            .map(|(dir, name)| sigil_build::GuestCrate {
-                dir: root.join(dir),
-                module: component_dir().join(format!("{name}.wasm")),
-            })
-            .collect();
-            sigil_build::build_components(&crates, &mut |l| eprintln!("{l}"))
-                .expect("building the component guests");
-            component_dir()
-        })
-        .clone()
+    let crates = [
+        ("tests/guests/component-probe", "component_probe"),
+        ("tests/guests/not-a-proxy", "not-a-proxy"),
+        ("examples/hello-component", "hello_component"),
+    ];
+    build_once(
+        &BUILT,
+        component_dir(),
+        &crates,
+        sigil_build::build_components,
+    )
 }
 
 /// Path of a built Rust component guest, e.g. `component("component_probe")`.
