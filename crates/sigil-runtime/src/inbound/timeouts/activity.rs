@@ -51,7 +51,7 @@ pub(crate) struct Activity {
     waiting: Mutex<Vec<(u64, u64)>>,
     next_body: AtomicU64,
     close_requested: AtomicBool,
-    changed: Notify,
+    close_wanted: Notify,
 }
 
 /// The activity at one moment, for working out the next deadline.
@@ -91,7 +91,7 @@ impl Activity {
             waiting: Mutex::new(Vec::new()),
             next_body: AtomicU64::new(0),
             close_requested: AtomicBool::new(false),
-            changed: Notify::new(),
+            close_wanted: Notify::new(),
         })
     }
 
@@ -110,13 +110,10 @@ impl Activity {
         self.origin + Duration::from_millis(ms)
     }
 
-    /// Completes after the next change that can bring a deadline forward.
-    pub fn changed(&self) -> Notified<'_> {
-        self.changed.notified()
-    }
-
-    fn wake(&self) {
-        self.changed.notify_one();
+    /// Completes after the next [`request_close`](Self::request_close).
+    /// (Nothing else wakes the watchdog: see [`Watchdog`](super::Watchdog).)
+    pub fn close_wanted(&self) -> Notified<'_> {
+        self.close_wanted.notified()
     }
 
     /// Bytes arrived from the client.
@@ -125,9 +122,8 @@ impl Activity {
             && self.served.load(Ordering::Relaxed)
             && !self.h2.load(Ordering::Relaxed)
             && self.head_started.get().is_none()
-            && self.head_started.set_if_unset(self.now_ms())
         {
-            self.wake();
+            self.head_started.set_if_unset(self.now_ms());
         }
     }
 
@@ -141,8 +137,8 @@ impl Activity {
 
     /// The socket refused our output for now.
     pub fn on_write_blocked(&self) {
-        if self.write_blocked.get().is_none() && self.write_blocked.set_if_unset(self.now_ms()) {
-            self.wake();
+        if self.write_blocked.get().is_none() {
+            self.write_blocked.set_if_unset(self.now_ms());
         }
     }
 
@@ -153,7 +149,6 @@ impl Activity {
             && self.in_flight.load(Ordering::Relaxed) == 0
         {
             self.idle_since.store(self.now_ms(), Ordering::Relaxed);
-            self.wake();
         }
     }
 
@@ -174,7 +169,6 @@ impl Activity {
     fn request_finished(&self) {
         if self.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.idle_since.store(self.now_ms(), Ordering::Relaxed);
-            self.wake();
         }
     }
 
@@ -193,12 +187,7 @@ impl Activity {
         let mut waiting = self.waiting();
         match waiting.iter_mut().find(|(i, _)| *i == id) {
             Some(entry) => entry.1 = now,
-            None => {
-                waiting.push((id, now));
-                if waiting.len() == 1 {
-                    self.wake();
-                }
-            }
+            None => waiting.push((id, now)),
         }
     }
 
@@ -213,7 +202,7 @@ impl Activity {
     /// Ask the connection to close once its requests in flight are answered.
     pub fn request_close(&self) {
         self.close_requested.store(true, Ordering::Relaxed);
-        self.wake();
+        self.close_wanted.notify_one();
     }
 
     /// Whether [`request_close`](Self::request_close) was called.

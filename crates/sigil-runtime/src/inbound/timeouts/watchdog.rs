@@ -85,12 +85,33 @@ fn idle_deadline(
     }
 }
 
+/// The shortest time from any event on a connection to a deadline it sets:
+/// no event after a moment `t` can set a deadline before `t` plus this.
+fn shortest_timeout(t: &ConnectionSettings, closing: bool) -> u64 {
+    let mut shortest = ms(t.header_read_timeout)
+        .min(ms(t.write_timeout))
+        .min(ms(t.keepalive_idle));
+    if closing {
+        shortest = shortest.min(ms(CLOSE_GRACE));
+    }
+    shortest.max(1)
+}
+
 /// Watches one connection's deadlines.
+///
+/// It does not need to be told of every change: after looking at the
+/// activity at time `t` it sleeps until the earliest deadline it saw, or
+/// `t` plus the shortest timeout, whichever is sooner, since nothing that
+/// happens after `t` can set a deadline earlier than that. So a request
+/// costs the watchdog no wake-up and no timer change; only a close request
+/// wakes it early.
 pub(crate) struct Watchdog {
     activity: Arc<Activity>,
     settings: ConnectionSettings,
     closing_since: Option<u64>,
     sleep: Pin<Box<Sleep>>,
+    /// When `sleep` is set to end (ms since the connection started).
+    armed: Option<u64>,
 }
 
 impl Watchdog {
@@ -102,6 +123,7 @@ impl Watchdog {
             settings,
             closing_since: None,
             sleep,
+            armed: None,
         }
     }
 
@@ -115,22 +137,28 @@ impl Watchdog {
     /// safe: dropping it loses nothing.
     pub async fn expired(&mut self) -> Verdict {
         loop {
+            let changed = self.activity.close_wanted();
             if self.closing_since.is_none() && self.activity.close_requested() {
                 return Verdict::CloseRequested;
             }
+            let now = self.activity.now_ms();
             let snapshot = self.activity.snapshot();
             let next = next_deadline(&snapshot, &self.settings, self.closing_since);
-            let changed = self.activity.changed();
-            match next {
-                Some((at, verdict)) if at <= self.activity.now_ms() => return verdict,
-                Some((at, _)) => {
-                    self.sleep.as_mut().reset(self.activity.instant(at));
-                    tokio::select! {
-                        _ = self.sleep.as_mut() => {}
-                        _ = changed => {}
-                    }
-                }
-                None => changed.await,
+            if let Some((at, verdict)) = next
+                && at <= now
+            {
+                return verdict;
+            }
+            let shortest = shortest_timeout(&self.settings, self.closing_since.is_some());
+            let look_again = now.saturating_add(shortest);
+            let wake_at = next.map_or(look_again, |(at, _)| at.min(look_again));
+            if self.armed != Some(wake_at) {
+                self.sleep.as_mut().reset(self.activity.instant(wake_at));
+                self.armed = Some(wake_at);
+            }
+            tokio::select! {
+                _ = self.sleep.as_mut() => {}
+                _ = changed => {}
             }
         }
     }
@@ -207,6 +235,24 @@ mod tests {
             ..tail
         };
         assert_eq!(next(blocked), Some((2050, write)));
+    }
+
+    #[test]
+    fn no_event_can_set_a_deadline_before_the_shortest_timeout() {
+        assert_eq!(shortest_timeout(&settings(), false), 1000);
+        assert_eq!(shortest_timeout(&settings(), true), 1000);
+        let quick = ConnectionSettings {
+            write_timeout: Duration::from_millis(20),
+            ..settings()
+        };
+        assert_eq!(shortest_timeout(&quick, false), 20);
+        let slow = ConnectionSettings {
+            header_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            keepalive_idle: Duration::from_secs(30),
+            ..settings()
+        };
+        assert_eq!(shortest_timeout(&slow, true), 1000, "the close grace");
     }
 
     #[test]
