@@ -50,7 +50,7 @@ impl Engine {
     ) -> Result<http::Response<Bytes>, WorkerError> {
         let limits = call.limits;
         let deadline = call.deadline;
-        let worker = call.worker.to_string();
+        let name = call.worker.clone();
         let mut store = self.new_store(call);
         let meter = store.data().cpu.clone();
         let call = Metered::new(call_handler(module, &mut store, input), meter);
@@ -67,19 +67,23 @@ impl Engine {
             ],
         );
         let state = store.data();
+        let worker = || name.to_string();
         match outcome {
             Err(_elapsed) => Err(WorkerError::Limit {
-                worker,
+                worker: worker(),
                 limit: LimitExceeded::Timeout {
                     limit_ms: limits.timeout.as_millis() as u64,
                 },
             }),
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(CallError::Worker(e))) => Err(e),
-            Ok(Err(CallError::Wasm(err))) => Err(classify(err, state, worker)),
-            Ok(Err(CallError::Limit(limit))) => Err(WorkerError::Limit { worker, limit }),
+            Ok(Err(CallError::Wasm(err))) => Err(classify(err, state, worker())),
+            Ok(Err(CallError::Limit(limit))) => Err(WorkerError::Limit {
+                worker: worker(),
+                limit,
+            }),
             Ok(Err(CallError::Abi(message))) => Err(WorkerError::Trap {
-                worker,
+                worker: worker(),
                 reason: message.clone(),
                 detail: message,
             }),

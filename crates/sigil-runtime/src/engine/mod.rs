@@ -148,6 +148,11 @@ impl Engine {
         reset_dirty_pages_only(&mut pool);
         let mut config = compile_config();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // `SIGIL_PERF_MAP=1`: write /tmp/perf-<pid>.map so `perf` names the
+        // workers' compiled functions (profiling only; costs nothing per call).
+        if std::env::var_os("SIGIL_PERF_MAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = wasmtime::Engine::new(&config)?;
         let mut linker: Linker<RequestState> = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, RequestState::wasi)?;

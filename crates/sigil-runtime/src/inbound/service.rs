@@ -7,9 +7,7 @@ use super::timeouts::{BodyIdleTimeout, IdleTimeoutBody};
 use crate::authority::Authority;
 use crate::headers::{Hop, is_not_forwarded, strip_inbound};
 use crate::state::{ConnectionInfo, Generation, Runtime, Worker, WorkerBody, WorkerRequest};
-use crate::telemetry::metrics::{
-    RequestLabels, WorkerErrorKind, WorkerErrorLabels, WorkerLabel, metrics,
-};
+use crate::telemetry::metrics::{WorkerErrorKind, WorkerErrorLabels, WorkerSeries, metrics};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -57,11 +55,12 @@ fn framing_problem(headers: &http::HeaderMap) -> Option<String> {
     (!chunked_only).then(|| "Transfer-Encoding must be exactly \"chunked\"".into())
 }
 
-/// A request's outcome: the worker that served it (`-` for none) and the response.
-type Served = (Arc<str>, Response<WorkerBody>);
+/// A request's outcome: the worker that served it (if one was chosen) and
+/// the response.
+type Served = (Option<Arc<Worker>>, Response<WorkerBody>);
 
 fn no_worker(status: u16, message: String) -> Served {
-    ("-".into(), text(status, message))
+    (None, text(status, message))
 }
 
 /// A 421 after which the connection is closed: a client retries on a new
@@ -105,18 +104,14 @@ pub async fn serve(
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
     if let Some(access) = access {
-        access.log(&request_id, &worker, status, elapsed);
+        let name = worker.as_ref().map_or("-", |w| &*w.name);
+        access.log(&request_id, name, status, elapsed);
     }
-    let m = metrics();
-    m.requests
-        .get_or_create(&RequestLabels {
-            worker: worker.clone(),
-            status,
-        })
-        .inc();
-    m.request_duration
-        .get_or_create(&WorkerLabel { worker })
-        .observe(elapsed.as_secs_f64());
+    let series = match &worker {
+        Some(worker) => &worker.series,
+        None => WorkerSeries::unrouted(),
+    };
+    series.record(status, elapsed.as_secs_f64());
     Ok(resp)
 }
 
@@ -202,7 +197,7 @@ async fn serve_inner(
         Err(refused) => return *refused,
     };
     drop(generation);
-    let label = worker.name.clone();
+    let label = Some(worker.clone());
     strip_inbound(req.headers_mut());
     // The worker sees the authority as checked, in its one spelling.
     let authority = authority.to_string();
@@ -240,7 +235,7 @@ async fn serve_inner(
 /// the slot (held until the request ends) and the request's deadline (its
 /// own timeout, or what is left of a calling request's).
 fn admit(
-    worker: &Worker,
+    worker: &Arc<Worker>,
     generation: &Generation,
     hop: Hop,
     request_id: &str,
@@ -254,7 +249,7 @@ fn admit(
                 kind,
             })
             .inc();
-        Box::new((worker.name.clone(), text(status, message)))
+        Box::new((Some(worker.clone()), text(status, message)))
     };
     if hop.hops >= generation.max_hops {
         return Err(refused(

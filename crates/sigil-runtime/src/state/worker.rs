@@ -6,7 +6,7 @@ use super::{ConnectionInfo, WorkerBody};
 use crate::config::{LimitExceeded, Limits};
 use crate::headers::Hop;
 use crate::telemetry::logging::escape_controls;
-use crate::telemetry::metrics::WorkerErrorKind;
+use crate::telemetry::metrics::{WorkerErrorKind, WorkerSeries};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,6 +23,8 @@ pub struct Worker {
     /// Its share of the instance slots (`server.worker_share` of
     /// `server.max_instances`): one permit per request running.
     pub slots: Arc<tokio::sync::Semaphore>,
+    /// Its request counter and latency histogram.
+    pub series: WorkerSeries,
 }
 
 /// One inbound request, as handed to a worker.
@@ -61,7 +63,12 @@ impl WorkerRequest {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        format!("{}://{}{path}", self.connection.scheme, self.authority)
+        let scheme = self.connection.scheme;
+        let mut url = String::with_capacity(scheme.len() + 3 + self.authority.len() + path.len());
+        for part in [scheme, "://", &self.authority, path] {
+            url.push_str(part);
+        }
+        url
     }
 }
 

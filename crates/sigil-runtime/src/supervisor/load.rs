@@ -13,6 +13,7 @@ use crate::identity;
 use crate::inbound::tls::{PolicyCache, build_policies};
 use crate::outbound::{ClientPool, PoolCache, Pools, WorkerOutbound};
 use crate::state::{Generation, HostnamePolicies, IdentityEntry, Router, Worker};
+use crate::telemetry::metrics::WorkerSeries;
 use sigil_pki::IdentityIssuer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -188,6 +189,7 @@ impl Loader {
         let slots = worker_slots(&manifest.manifest);
         let handler = self.engines.handler(w, module?, limits, Arc::new(outbound));
         Some(Worker {
+            series: WorkerSeries::new(name.clone()),
             name,
             limits,
             handler,

@@ -431,6 +431,56 @@ pub fn metrics() -> &'static Metrics {
     METRICS.get_or_init(Metrics::new)
 }
 
+/// One worker's request series, looked up once and then held: the latency
+/// histogram and the counter of its `200` responses (most requests), so a
+/// request does not hash its labels into the shared families. Other
+/// statuses go through the family. Series are made on first use, so a
+/// worker that served nothing exports nothing.
+pub struct WorkerSeries {
+    worker: Arc<str>,
+    duration: OnceLock<Histogram>,
+    ok: OnceLock<Counter>,
+}
+
+impl WorkerSeries {
+    /// The series of `worker`.
+    pub fn new(worker: Arc<str>) -> WorkerSeries {
+        WorkerSeries {
+            worker,
+            duration: OnceLock::new(),
+            ok: OnceLock::new(),
+        }
+    }
+
+    /// The series of requests no worker was chosen for (`worker="-"`).
+    pub fn unrouted() -> &'static WorkerSeries {
+        static UNROUTED: OnceLock<WorkerSeries> = OnceLock::new();
+        UNROUTED.get_or_init(|| WorkerSeries::new("-".into()))
+    }
+
+    /// Count one response with `status`, which took `seconds`.
+    pub fn record(&self, status: u16, seconds: f64) {
+        let m = metrics();
+        let labels = |status| RequestLabels {
+            worker: self.worker.clone(),
+            status,
+        };
+        if status == 200 {
+            self.ok
+                .get_or_init(|| m.requests.get_or_create(&labels(200)).clone())
+                .inc();
+        } else {
+            m.requests.get_or_create(&labels(status)).inc();
+        }
+        let worker = || WorkerLabel {
+            worker: self.worker.clone(),
+        };
+        self.duration
+            .get_or_init(|| m.request_duration.get_or_create(&worker()).clone())
+            .observe(seconds);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
