@@ -8,7 +8,7 @@ pub mod xfcc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use rustls_pki_types::CertificateDer;
 use sigil_sdk::wire::ClientAuth;
 
@@ -36,6 +36,11 @@ pub const HOPS: &str = "sigil-hops";
 /// subrequest, read (then removed) on every inbound request, so a request
 /// that comes back to Sigil does not start a fresh deadline.
 pub const DEADLINE_MS: &str = "sigil-deadline-ms";
+
+/// [`HOPS`] as a header name (parsed once, not per request).
+const HOPS_NAME: HeaderName = HeaderName::from_static(HOPS);
+/// [`DEADLINE_MS`] as a header name.
+const DEADLINE_MS_NAME: HeaderName = HeaderName::from_static(DEADLINE_MS);
 
 /// The request header a component worker sets on an outgoing request to
 /// choose one of its bindings (or `none`); Sigil removes it before the
@@ -80,23 +85,26 @@ impl Hop {
     /// Read [`HOPS`] and [`DEADLINE_MS`]; a value that is not a number counts
     /// as absent.
     pub fn of(headers: &HeaderMap) -> Hop {
-        let number = |name: &str| {
+        let number = |name: &HeaderName| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
         };
         Hop {
-            hops: number(HOPS).map_or(0, |n| n.min(u64::from(u32::MAX)) as u32),
-            deadline_ms: number(DEADLINE_MS),
+            hops: number(&HOPS_NAME).map_or(0, |n| n.min(u64::from(u32::MAX)) as u32),
+            deadline_ms: number(&DEADLINE_MS_NAME),
         }
     }
 
     /// Set the headers of a subrequest made by a request that arrived as
     /// `self`, with `remaining` left of its deadline.
     pub fn apply_next(&self, remaining: std::time::Duration, headers: &mut HeaderMap) {
-        headers.insert(HOPS, HeaderValue::from(self.hops.saturating_add(1)));
-        headers.insert(DEADLINE_MS, HeaderValue::from(remaining.as_millis() as u64));
+        headers.insert(HOPS_NAME, HeaderValue::from(self.hops.saturating_add(1)));
+        headers.insert(
+            DEADLINE_MS_NAME,
+            HeaderValue::from(remaining.as_millis() as u64),
+        );
     }
 }
 

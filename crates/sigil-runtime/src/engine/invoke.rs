@@ -2,6 +2,7 @@
 //! guest's handler, and turning every way it can fail into a clear error.
 
 use super::cpu::Metered;
+use super::module::AbiExports;
 use super::output::log_captured;
 use super::sdk_worker::into_http;
 use super::store::RequestState;
@@ -13,7 +14,7 @@ use crate::telemetry::metrics::WorkerStream;
 use bytes::Bytes;
 use sigil_sdk::codec;
 use sigil_sdk::wire_ref::HandlerOutputView;
-use wasmtime::{Store, UpdateDeadline};
+use wasmtime::{Store, TypedFunc, UpdateDeadline};
 
 /// Bytes of ABI overhead allowed beyond the response body limit.
 const ENVELOPE: u64 = 256 << 10;
@@ -112,21 +113,11 @@ async fn call_handler(
 ) -> Result<http::Response<Bytes>, CallError> {
     let instance = module.pre.instantiate_async(&mut *store).await?;
     let exports = &module.exports;
-    let func = |store: &mut Store<RequestState>, export: &wasmtime::ModuleExport, name: &str| {
-        instance
-            .get_module_export(&mut *store, export)
-            .and_then(|e| e.into_func())
-            .ok_or_else(|| {
-                CallError::Abi(format!("the module's export `{name}` is not a function"))
-            })
-    };
     let memory = instance
         .get_module_export(&mut *store, &exports.memory)
         .and_then(|e| e.into_memory())
         .ok_or_else(|| CallError::Abi("the module exports no memory".into()))?;
-    let alloc = func(&mut *store, &exports.alloc, "sigil_alloc")?.typed::<u32, u32>(&*store)?;
-    let handle =
-        func(&mut *store, &exports.handle, "sigil_handle")?.typed::<(u32, u32), u64>(&*store)?;
+    let (alloc, handle) = abi_functions(store, &instance, exports)?;
 
     let len = input.len() as u32;
     let ptr = alloc.call_async(&mut *store, len).await?;
@@ -179,6 +170,42 @@ async fn call_handler(
                 message,
             }))
         }
+    }
+}
+
+/// `sigil_alloc(len) -> ptr`.
+type AllocFunc = TypedFunc<u32, u32>;
+/// `sigil_handle(ptr, len) -> packed output location`.
+type HandleFunc = TypedFunc<(u32, u32), u64>;
+
+/// `sigil_alloc` and `sigil_handle` of `instance`, typed.
+#[allow(unsafe_code)]
+fn abi_functions(
+    store: &mut Store<RequestState>,
+    instance: &wasmtime::Instance,
+    exports: &AbiExports,
+) -> Result<(AllocFunc, HandleFunc), CallError> {
+    let mut func = |export: &wasmtime::ModuleExport, name: &str| {
+        instance
+            .get_module_export(&mut *store, export)
+            .and_then(|e| e.into_func())
+            .ok_or_else(|| {
+                CallError::Abi(format!("the module's export `{name}` is not a function"))
+            })
+    };
+    let alloc = func(&exports.alloc, "sigil_alloc")?;
+    let handle = func(&exports.handle, "sigil_handle")?;
+    // SAFETY: `TypedFunc::new_unchecked` requires that `Func::typed` would
+    // succeed for these types. `AbiExports::of` checked when the module was
+    // loaded that its `sigil_alloc` is `(i32) -> i32` and its `sigil_handle`
+    // `(i32, i32) -> i64` (wasmtime types `u32` as `i32` and `u64` as
+    // `i64`), and `instance` was made from that module's `InstancePre`, so
+    // these exports have those types. This skips the same check per request.
+    unsafe {
+        Ok((
+            TypedFunc::new_unchecked(&*store, alloc),
+            TypedFunc::new_unchecked(&*store, handle),
+        ))
     }
 }
 

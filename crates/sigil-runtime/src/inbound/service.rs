@@ -16,6 +16,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The response header naming the request (as in the server log).
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("sigil-request-id");
+
 fn text(status: u16, body: String) -> Response<WorkerBody> {
     let mut resp = Response::new(WorkerBody::full(body));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -99,7 +102,7 @@ pub async fn serve(
         .then(|| AccessRecord::of(&req, conn.scheme));
     let (worker, mut resp) = serve_inner(generation, conn, req, request_id.clone()).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("sigil-request-id", v);
+        resp.headers_mut().insert(REQUEST_ID, v);
     }
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
