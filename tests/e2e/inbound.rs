@@ -320,6 +320,51 @@ async fn host_differing_from_sni_is_misdirected_on_h1_and_h2() {
     }
 }
 
+/// The HTTP version is the one ALPN chose (RFC 7301): HTTP/2 after `h2`,
+/// HTTP/1.1 after `http/1.1` (an HTTP/2 preface there gets no HTTP/2), and
+/// read from the first bytes when the client offered no ALPN.
+#[tokio::test(flavor = "multi_thread")]
+async fn alpn_decides_the_http_version() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = setup(None).await;
+    let addr = s.sigil.https.unwrap();
+    for alpn in [Some(b"h2".as_slice()), None] {
+        let offered: Vec<&[u8]> = alpn.into_iter().collect();
+        let config = tls_config(&s.server_ca, None, &offered);
+        let stream = tls_connect(addr, Some("open.example"), config)
+            .await
+            .unwrap();
+        assert_eq!(stream.get_ref().1.alpn_protocol(), alpn);
+        let out = requests_on_one_connection(stream, true, &[("open.example", "/")]).await;
+        assert_eq!(out[0].0, 200, "HTTP/2 with ALPN {alpn:?}: {}", out[0].1);
+    }
+    // After `http/1.1` the HTTP/2 preface is not HTTP/2: no SETTINGS frame
+    // comes back (hyper answers an HTTP/1 error or closes).
+    let config = tls_config(&s.server_ca, None, &[b"http/1.1"]);
+    let mut stream = tls_connect(addr, Some("open.example"), config)
+        .await
+        .unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut reply),
+    )
+    .await
+    .expect("the server answers or closes");
+    let _ = read;
+    // An HTTP/2 server's first frame is SETTINGS: type 0x4 at byte 3.
+    let is_settings = reply.len() >= 9 && reply[3] == 0x4;
+    assert!(
+        !is_settings && (reply.is_empty() || reply.starts_with(b"HTTP/1.1 ")),
+        "{:?}",
+        String::from_utf8_lossy(&reply)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn client_certificate_is_forwarded_and_forged_headers_are_stripped() {
     let s = setup(None).await;

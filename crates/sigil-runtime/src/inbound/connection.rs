@@ -32,12 +32,15 @@ pub(super) struct ConnectionContext {
 
 /// Serve HTTP/1.1 or HTTP/2 requests on an accepted (and, for HTTPS,
 /// authenticated) connection until it closes, a timeout drops it, or
-/// shutdown drains it.
+/// shutdown drains it. `alpn` is the protocol the TLS handshake chose: it
+/// decides the HTTP version, as RFC 7301 says; without one (plain HTTP, or
+/// a client that offered no ALPN) the version is read from the first bytes.
 pub(super) async fn serve_connection<IO>(
     io: IO,
     runtime: Arc<Runtime>,
     conn: Arc<ConnectionInfo>,
     context: ConnectionContext,
+    alpn: Option<&[u8]>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -57,6 +60,11 @@ pub(super) async fn serve_connection<IO>(
     });
     let io = TokioIo::new(TimedIo::new(io, activity.clone()));
     let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = match alpn {
+        Some(b"h2") => builder.http2_only(),
+        Some(_) => builder.http1_only(),
+        None => builder,
+    };
     let connection = builder.serve_connection(io, service);
     let watchdog = Watchdog::new(activity, context.settings);
     drive(connection, watchdog, context.drain, context.listener).await;

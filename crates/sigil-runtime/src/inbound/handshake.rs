@@ -78,7 +78,8 @@ pub(super) async fn serve_tls(
     let Some((tls, conn)) = handshake(stream, &runtime, deadline, context.listener).await else {
         return;
     };
-    serve_connection(tls, runtime, conn, context).await;
+    let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    serve_connection(tls, runtime, conn, context, alpn.as_deref()).await;
 }
 
 /// A handshake that did not finish by its deadline.

@@ -102,7 +102,7 @@ async fn serve(
         Protocol::Https => serve_tls(stream, runtime, context).await,
         Protocol::Http => {
             let conn = Arc::new(ConnectionInfo::plain());
-            serve_connection(stream, runtime, conn, context).await
+            serve_connection(stream, runtime, conn, context, None).await
         }
     }
 }
