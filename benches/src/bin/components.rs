@@ -367,12 +367,7 @@ async fn wasmtime_serve(wasmtime: &Path, component: &str) -> Result<Server> {
         .stderr(Stdio::null())
         .spawn()
         .context("running wasmtime serve")?;
-    let w = Server {
-        addr: format!("127.0.0.1:{port}").parse()?,
-        child,
-    };
-    wait_listening(w.addr).await?;
-    Ok(w)
+    listening(child, port).await
 }
 
 /// `workerd serve` with a JavaScript hello (the same response as the
@@ -398,12 +393,17 @@ async fn start_workerd(workerd: &Path, dir: &Path) -> Result<Server> {
         .stderr(Stdio::null())
         .spawn()
         .context("running workerd serve")?;
-    let w = Server {
+    listening(child, port).await
+}
+
+/// The peer server `child`, once it listens on `port` of 127.0.0.1.
+async fn listening(child: Child, port: u16) -> Result<Server> {
+    let server = Server {
         addr: format!("127.0.0.1:{port}").parse()?,
         child,
     };
-    wait_listening(w.addr).await?;
-    Ok(w)
+    wait_listening(server.addr).await?;
+    Ok(server)
 }
 
 /// A request body of `total` bytes made as it is sent.

@@ -32,15 +32,13 @@ pub(super) struct ConnectionContext {
 
 /// Serve HTTP/1.1 or HTTP/2 requests on an accepted (and, for HTTPS,
 /// authenticated) connection until it closes, a timeout drops it, or
-/// shutdown drains it. `alpn` is the protocol the TLS handshake chose: it
-/// decides the HTTP version, as RFC 7301 says; without one (plain HTTP, or
-/// a client that offered no ALPN) the version is read from the first bytes.
+/// shutdown drains it, speaking the HTTP `version` the connection chose.
 pub(super) async fn serve_connection<IO>(
     io: IO,
     runtime: Arc<Runtime>,
     conn: Arc<ConnectionInfo>,
     context: ConnectionContext,
-    alpn: Option<&[u8]>,
+    version: HttpVersion,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -60,14 +58,36 @@ pub(super) async fn serve_connection<IO>(
     });
     let io = TokioIo::new(TimedIo::new(io, activity.clone()));
     let builder = auto::Builder::new(TokioExecutor::new());
-    let builder = match alpn {
-        Some(b"h2") => builder.http2_only(),
-        Some(_) => builder.http1_only(),
-        None => builder,
+    let builder = match version {
+        HttpVersion::Http2 => builder.http2_only(),
+        HttpVersion::Http1 => builder.http1_only(),
+        HttpVersion::FromFirstBytes => builder,
     };
     let connection = builder.serve_connection(io, service);
     let watchdog = Watchdog::new(activity, context.settings);
     drive(connection, watchdog, context.drain, context.listener).await;
+}
+
+/// The HTTP version a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HttpVersion {
+    /// HTTP/1.1, as ALPN chose.
+    Http1,
+    /// HTTP/2, as ALPN chose.
+    Http2,
+    /// Read from the first bytes: plain HTTP, or a client that offered no ALPN.
+    FromFirstBytes,
+}
+
+impl HttpVersion {
+    /// The version the ALPN protocol `alpn` chose (RFC 7301).
+    pub fn from_alpn(alpn: Option<&[u8]>) -> HttpVersion {
+        match alpn {
+            Some(b"h2") => HttpVersion::Http2,
+            Some(_) => HttpVersion::Http1,
+            None => HttpVersion::FromFirstBytes,
+        }
+    }
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -3,7 +3,7 @@
 //! becomes the connection's [`ConnectionInfo`].
 
 use super::client_auth::client_auth;
-use super::connection::{ConnectionContext, serve_connection};
+use super::connection::{ConnectionContext, HttpVersion, serve_connection};
 use super::timeouts::count_closed;
 use crate::authority::parse_sni;
 use crate::headers::ForwardedClientCert;
@@ -78,8 +78,8 @@ pub(super) async fn serve_tls(
     let Some((tls, conn)) = handshake(stream, &runtime, deadline, context.listener).await else {
         return;
     };
-    let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-    serve_connection(tls, runtime, conn, context, alpn.as_deref()).await;
+    let version = HttpVersion::from_alpn(tls.get_ref().1.alpn_protocol());
+    serve_connection(tls, runtime, conn, context, version).await;
 }
 
 /// A handshake that did not finish by its deadline.

@@ -4,7 +4,7 @@
 //! shutdown.
 
 use super::accept::Acceptor;
-use super::connection::{ConnectionContext, serve_connection};
+use super::connection::{ConnectionContext, HttpVersion, serve_connection};
 use super::handshake::serve_tls;
 use super::limit::{ConnectionLimit, ConnectionSlot};
 use crate::config::ConnectionSettings;
@@ -102,7 +102,7 @@ async fn serve(
         Protocol::Https => serve_tls(stream, runtime, context).await,
         Protocol::Http => {
             let conn = Arc::new(ConnectionInfo::plain());
-            serve_connection(stream, runtime, conn, context, None).await
+            serve_connection(stream, runtime, conn, context, HttpVersion::FromFirstBytes).await
         }
     }
 }

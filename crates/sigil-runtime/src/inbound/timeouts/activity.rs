@@ -22,11 +22,11 @@ impl Stamp {
         self.0.load(Ordering::Relaxed).checked_sub(1)
     }
 
-    /// Set it to `ms` unless it is already set; true when it was unset.
-    fn set_if_unset(&self, ms: u64) -> bool {
-        self.0
-            .compare_exchange(0, ms + 1, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+    /// Set it to `ms` unless it is already set.
+    fn set_if_unset(&self, ms: u64) {
+        let _ = self
+            .0
+            .compare_exchange(0, ms + 1, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     fn clear(&self) {
