@@ -69,6 +69,113 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
+/// A worker reads its `vars` with `std::env` (answered without building the
+/// WASI context): every variable, in the manifest's order, byte for byte;
+/// a worker without `vars` sees none.
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_read_their_vars_as_the_environment() {
+    let dir = temp_dir();
+    let manifest = format!(
+        r#"
+[server]
+http = "127.0.0.1:0"
+module_cache = "{cache}"
+
+[[workers]]
+name = "with-vars"
+module = "{probe}"
+
+[workers.vars]
+UNI = "žluťoučký kůň"
+A = "1"
+EMPTY = ""
+EQ = "a=b=c"
+
+[[workers]]
+name = "without"
+module = "{probe}"
+
+[[routes]]
+path = "/probe"
+worker = "with-vars"
+
+[[routes]]
+path = "/"
+worker = "without"
+"#,
+        cache = module_cache(),
+        probe = module("probe"),
+    );
+    let s = Sigil::start(dir.path(), &manifest);
+    let c = client();
+    for _ in 0..2 {
+        let (status, body) = get(&c, &probe_url(&s, "/env")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body,
+            "A=1\nEMPTY=\nEQ=a=b=c\nUNI=žluťoučký kůň\nMISSING is set: false\n"
+        );
+    }
+    let (status, body) = get(&c, &s.http_url("/env")).await;
+    assert_eq!((status, body.as_str()), (200, "MISSING is set: false\n"));
+}
+
+/// A worker whose `environ_sizes_get` points outside its memory, or at a
+/// misaligned address, traps (as the WASI rules say): that request gets a
+/// 500 naming the call in the log, and the server goes on serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn environ_calls_with_bad_pointers_trap() {
+    let dir = temp_dir();
+    let mut workers = String::new();
+    for (name, pointer) in [
+        ("outside", "0xfffffffc"),
+        ("misaligned", "6"),
+        ("fine", "8"),
+    ] {
+        let wat = format!(
+            r#"(module
+                (import "wasi_snapshot_preview1" "environ_sizes_get"
+                    (func $sizes (param i32 i32) (result i32)))
+                (memory (export "memory") 1)
+                (func (export "sigil_abi_version") (result i32) i32.const 1)
+                (func (export "sigil_alloc") (param i32) (result i32) i32.const 1024)
+                (func (export "sigil_handle") (param i32 i32) (result i64)
+                    (drop (call $sizes (i32.const {pointer}) (i32.const 16)))
+                    unreachable))"#
+        );
+        let path = dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&path, wat::parse_str(&wat).unwrap()).unwrap();
+        workers.push_str(&format!(
+            "[[workers]]\nname = \"{name}\"\nmodule = \"{}\"\n[workers.vars]\nA = \"1\"\n\n\
+             [[routes]]\npath = \"/{name}\"\nworker = \"{name}\"\n\n",
+            path.display()
+        ));
+    }
+    let manifest = format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\nmodule_cache = \"{}\"\n\n{workers}",
+        module_cache()
+    );
+    let s = Sigil::start(dir.path(), &manifest);
+    let c = client();
+    for name in ["outside", "misaligned", "fine"] {
+        let (status, body) = get(&c, &s.http_url(&format!("/{name}"))).await;
+        assert_eq!(status, 500, "{name}: {body}");
+    }
+    let logs = s.logs();
+    assert!(
+        logs.contains(
+            "environ_sizes_get: the guest passed 4 bytes at 0xfffffffc, outside its memory"
+        ),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("environ_sizes_get: the guest passed the misaligned pointer 0x6"),
+        "{logs}"
+    );
+    // The well-behaved call returned and the worker reached its own trap.
+    assert!(logs.contains("unreachable"), "{logs}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn hello_worker_answers() {
     let dir = temp_dir();

@@ -17,6 +17,7 @@ mod cache;
 mod compile;
 pub mod component;
 mod cpu;
+mod environ;
 mod invoke;
 mod module;
 mod output;
@@ -156,6 +157,7 @@ impl Engine {
         let engine = wasmtime::Engine::new(&config)?;
         let mut linker: Linker<RequestState> = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, RequestState::wasi)?;
+        environ::add_to_linker(&mut linker)?;
         abi::add_to_linker(&mut linker)?;
 
         let stop_ticker = spawn_epoch_ticker(&engine, "sigil-epoch")?;

@@ -210,6 +210,16 @@ fn handle(req: Request) -> Response {
             req.url(),
             req.header("host").unwrap_or("")
         )),
+        "/env" => {
+            let mut body: String = std::env::vars()
+                .map(|(k, v)| format!("{k}={v}\n"))
+                .collect();
+            body.push_str(&format!(
+                "MISSING is set: {}\n",
+                std::env::var("MISSING").is_ok()
+            ));
+            Response::ok(body)
+        }
         _ => Response::ok("probe ok\n"),
     }
 }
