@@ -84,7 +84,7 @@ struct NoSubrequests;
 impl Subrequests for NoSubrequests {
     fn start(
         &self,
-        _request: sigil_sdk::wire::FetchRequest,
+        _request: sigil_sdk::wire_ref::FetchRequestView<'_>,
         _call: &CallContext,
     ) -> Result<SubrequestFuture, sigil_sdk::wire::FetchError> {
         Err(sigil_sdk::wire::FetchError::InvalidRequest {

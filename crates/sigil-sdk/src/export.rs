@@ -125,9 +125,15 @@ where
             message: format!("worker could not decode its invocation: {e}"),
         },
     };
-    let encoded = codec::encode(&output).unwrap_or_default();
+    let size = match &output {
+        HandlerOutput::Response(response) => response.encoded_size(),
+        HandlerOutput::Error { message, .. } => 16 + message.len(),
+    };
+    let encoded = codec::encode_sized(&output, size).unwrap_or_default();
     let len = encoded.len() as u32;
-    let ptr = Box::into_raw(encoded.into_boxed_slice()) as *mut u8 as usize as u32;
+    // Leaked, not shrunk to a boxed slice (which would copy it): the host
+    // reads it and then discards the whole instance.
+    let ptr = encoded.leak().as_mut_ptr() as usize as u32;
     codec::pack(ptr, len)
 }
 

@@ -71,7 +71,7 @@ impl Fetch {
                 .timeout
                 .map(|t| t.as_millis().min(u32::MAX as u128) as u32),
         };
-        match codec::encode(&wire) {
+        match codec::encode_sized(&wire, 16 + wire.request.encoded_size()) {
             Ok(bytes) => PendingFetch(Ok(abi::fetch_start(&bytes))),
             Err(e) => PendingFetch(Err(FetchError::InvalidRequest { reason: e.0 })),
         }

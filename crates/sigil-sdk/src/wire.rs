@@ -40,6 +40,26 @@ pub struct WireResponse {
     pub body: Vec<u8>,
 }
 
+/// About the bytes `headers` take encoded: each pair's strings and their
+/// length prefixes (a size estimate for [`codec::encode_sized`](crate::codec::encode_sized)).
+fn headers_size(headers: &[(String, String)]) -> usize {
+    headers.iter().map(|(k, v)| k.len() + v.len() + 6).sum()
+}
+
+impl WireRequest {
+    /// About the bytes this request takes encoded.
+    pub fn encoded_size(&self) -> usize {
+        16 + self.method.len() + self.url.len() + headers_size(&self.headers) + self.body.len()
+    }
+}
+
+impl WireResponse {
+    /// About the bytes this response takes encoded.
+    pub fn encoded_size(&self) -> usize {
+        16 + headers_size(&self.headers) + self.body.len()
+    }
+}
+
 /// What the host hands a guest for one inbound request.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {

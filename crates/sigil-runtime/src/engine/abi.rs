@@ -2,10 +2,13 @@
 //! `sigil_sdk`'s `abi` module for the guest side and the table of calls.
 
 use super::output::{LogBudget, MAX_LINE, clean_line};
+use super::sdk_worker::HeaderPairs;
 use super::store::{FetchSlot, RequestState};
+use super::subrequest::Fetched;
 use crate::telemetry::metrics::{SubrequestLabels, SubrequestOutcome, WorkerStream, metrics};
 use sigil_sdk::codec;
-use sigil_sdk::wire::{FetchError, FetchRequest, FetchResult, LogLevel};
+use sigil_sdk::wire::{FetchError, FetchResult, LogLevel};
+use sigil_sdk::wire_ref::{FetchRequestView, FetchResultRef, ResponseRef};
 use std::task::Poll;
 use wasmtime::{AsContextMut, Caller, Linker, Memory, format_err};
 
@@ -37,8 +40,24 @@ fn read_guest(
     Ok(buf)
 }
 
-fn encode_result(result: &FetchResult) -> Vec<u8> {
-    codec::encode(result).unwrap_or_else(|e| {
+/// The bytes of the [`FetchResult`] the guest decodes, written straight
+/// from the origin's header map and body.
+fn encode_result(result: &Fetched) -> Vec<u8> {
+    let encoded = match result {
+        Ok(response) => {
+            let headers = HeaderPairs(&response.headers);
+            let size = 16 + response.body.len() + headers.encoded_size();
+            let response = ResponseRef {
+                status: response.status,
+                headers,
+                body: &response.body,
+            };
+            codec::encode_sized(&FetchResultRef::Ok(response), size)
+        }
+        // `Result::Err` is the same bytes whatever the `Ok` type.
+        Err(error) => codec::encode(&Err::<(), _>(error)),
+    };
+    encoded.unwrap_or_else(|e| {
         codec::encode(&FetchResult::Err(FetchError::InvalidRequest {
             reason: e.0,
         }))
@@ -92,7 +111,7 @@ async fn fetch_start(
     let limits = caller.data().call.limits;
     let max = limits.max_request_body + ENVELOPE;
     if len as u32 as u64 > max {
-        let err = FetchResult::Err(FetchError::InvalidRequest {
+        let err = Err(FetchError::InvalidRequest {
             reason: format!(
                 "the subrequest is {} bytes; the limit is {} bytes (limits.max_request_body)",
                 len as u32, limits.max_request_body
@@ -102,7 +121,7 @@ async fn fetch_start(
         return Ok(caller.data_mut().fetches.insert(slot) as i64);
     }
     let bytes = read_guest(&mut caller, "fetch_start", ptr, len)?;
-    let request: FetchRequest = codec::decode(&bytes, max as usize).map_err(|e| {
+    let request: FetchRequestView = codec::decode_view(&bytes, max as usize).map_err(|e| {
         format_err!("sigil.fetch_start: the guest sent a malformed subrequest ({e})")
     })?;
     let state = caller.data_mut();
@@ -214,4 +233,49 @@ fn log(
         LogLevel::Panic => tracing::error!(worker, request_id, "worker panicked: {message}"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::FetchedResponse;
+    use sigil_sdk::wire::WireResponse;
+
+    /// The guest decodes what `encode_result` writes from a header map and
+    /// body as the owned `FetchResult` it stands for.
+    #[test]
+    fn results_encode_as_the_wire_types() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("content-type", "text/plain".parse().unwrap());
+        headers.append("set-cookie", "a=1".parse().unwrap());
+        headers.append("set-cookie", "b=2".parse().unwrap());
+        headers.insert(
+            "x-latin1",
+            http::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        );
+        let fetched = Ok(FetchedResponse {
+            status: 203,
+            headers,
+            body: bytes::Bytes::from_static(b"body bytes"),
+        });
+        let owned: FetchResult = Ok(WireResponse {
+            status: 203,
+            headers: vec![
+                ("content-type".into(), "text/plain".into()),
+                ("set-cookie".into(), "a=1".into()),
+                ("set-cookie".into(), "b=2".into()),
+                ("x-latin1".into(), "caf\u{fffd}".into()),
+            ],
+            body: b"body bytes".to_vec(),
+        });
+        assert_eq!(encode_result(&fetched), codec::encode(&owned).unwrap());
+
+        let error = FetchError::Timeout {
+            binding: Some("B".into()),
+            host: "a.example:443".into(),
+            after_ms: 5,
+        };
+        let bytes = encode_result(&Err(error.clone()));
+        assert_eq!(bytes, codec::encode(&FetchResult::Err(error)).unwrap());
+    }
 }

@@ -31,7 +31,7 @@ pub use module::{ModuleError, WorkerModule, read_module};
 pub use output::{MAX_LOG_BYTES, MAX_LOG_LINES, OUTPUT_CAPTURE};
 pub use sdk_worker::{MAX_HEADER_VALUE, MAX_RESPONSE_HEADERS, SdkWorker, response_from_view};
 pub use store::RequestState;
-pub use subrequest::{CallContext, SubrequestFuture, Subrequests};
+pub use subrequest::{CallContext, Fetched, FetchedResponse, SubrequestFuture, Subrequests};
 
 use crate::config::limits::MAX_MEMORY_MB;
 use std::path::PathBuf;

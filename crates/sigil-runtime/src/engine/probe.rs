@@ -9,7 +9,8 @@ use super::cpu::Metered;
 use super::module::WorkerModule;
 use super::{CallContext, Engine, SubrequestFuture, Subrequests};
 use crate::config::{LimitExceeded, Limits};
-use sigil_sdk::wire::{ABI_VERSION, FetchError, FetchRequest};
+use sigil_sdk::wire::{ABI_VERSION, FetchError};
+use sigil_sdk::wire_ref::FetchRequestView;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +19,11 @@ use std::time::Instant;
 struct NoSubrequests;
 
 impl Subrequests for NoSubrequests {
-    fn start(&self, _: FetchRequest, _: &CallContext) -> Result<SubrequestFuture, FetchError> {
+    fn start(
+        &self,
+        _: FetchRequestView<'_>,
+        _: &CallContext,
+    ) -> Result<SubrequestFuture, FetchError> {
         Err(FetchError::InvalidRequest {
             reason: "subrequests cannot be made while the module loads".into(),
         })

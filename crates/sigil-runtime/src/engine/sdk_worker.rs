@@ -46,7 +46,7 @@ impl SdkWorker {
 
 /// A header map as the wire's header list: `(name, value)` pairs in the
 /// map's order, values that are not visible ASCII read as UTF-8 (lossy).
-struct HeaderPairs<'a>(&'a http::HeaderMap);
+pub(super) struct HeaderPairs<'a>(pub(super) &'a http::HeaderMap);
 
 impl Serialize for HeaderPairs<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -62,6 +62,16 @@ impl Serialize for HeaderPairs<'_> {
             seq.serialize_element(&(name.as_str(), value))?;
         }
         seq.end()
+    }
+}
+
+impl HeaderPairs<'_> {
+    /// About the bytes the pairs take encoded (for [`codec::encode_sized`]).
+    pub(super) fn encoded_size(&self) -> usize {
+        self.0
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 2)
+            .sum()
     }
 }
 
@@ -82,7 +92,9 @@ fn encode_invocation(worker: &str, request: &WorkerRequest) -> Result<Vec<u8>, W
         worker,
         request_id: &request.request_id,
     };
-    codec::encode(&invocation).map_err(|e| WorkerError::Trap {
+    let size =
+        256 + url.len() + invocation.request.body.len() + invocation.request.headers.encoded_size();
+    codec::encode_sized(&invocation, size).map_err(|e| WorkerError::Trap {
         worker: worker.to_string(),
         reason: format!("cannot encode the request for the worker: {e}"),
         detail: e.0,

@@ -3,8 +3,7 @@
 
 use super::cpu::CpuMeter;
 use super::output::{CappedPipe, LogBudget};
-use super::subrequest::{CallContext, SubrequestFuture};
-use sigil_sdk::wire::FetchResult;
+use super::subrequest::{CallContext, Fetched, SubrequestFuture};
 use std::collections::HashMap;
 use std::task::{Context, Poll};
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
@@ -106,7 +105,7 @@ impl Fetches {
         &mut self,
         cx: &mut Context<'_>,
         handle: Option<u32>,
-        encode: fn(&FetchResult) -> Vec<u8>,
+        encode: fn(&Fetched) -> Vec<u8>,
     ) -> Poll<()> {
         for slot in self.slots.values_mut() {
             if let FetchSlot::Pending(future) = slot

@@ -5,22 +5,41 @@
 
 use crate::config::Limits;
 use crate::headers::{ForwardedClientCert, Hop};
-use sigil_sdk::wire::{FetchError, FetchRequest, FetchResult};
+use bytes::Bytes;
+use sigil_sdk::wire::FetchError;
+use sigil_sdk::wire_ref::FetchRequestView;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The origin's response to a subrequest, as the outbound layer read it:
+/// its header map and body are handed to the guest's encoding as they are,
+/// without copies into owned strings.
+#[derive(Debug)]
+pub struct FetchedResponse {
+    /// Status code.
+    pub status: u16,
+    /// The origin's header fields.
+    pub headers: http::HeaderMap,
+    /// The whole body (within the worker's `max_response_body`).
+    pub body: Bytes,
+}
+
+/// How a subrequest ended: the origin's response or a named error.
+pub type Fetched = Result<FetchedResponse, FetchError>;
+
 /// A subrequest on its way: resolves to the origin's response or a named error.
-pub type SubrequestFuture = Pin<Box<dyn Future<Output = FetchResult> + Send + 'static>>;
+pub type SubrequestFuture = Pin<Box<dyn Future<Output = Fetched> + Send + 'static>>;
 
 /// What a worker's subrequests go through.
 pub trait Subrequests: Send + Sync {
-    /// Check `request` (binding, allowed hosts) and return the future that
+    /// Check `request` (binding, allowed hosts, method and headers), read
+    /// from the guest's encoded bytes in place, and return the future that
     /// sends it, or the error that stops it before anything is sent.
     fn start(
         &self,
-        request: FetchRequest,
+        request: FetchRequestView<'_>,
         call: &CallContext,
     ) -> Result<SubrequestFuture, FetchError>;
 }

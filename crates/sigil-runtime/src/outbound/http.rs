@@ -6,48 +6,19 @@
 //! passes).
 
 use super::classify::{Timeouts, classify, classify_tls};
-use super::worker::{Target, WorkerOutbound};
+use super::worker::{Target, WorkerOutbound, count};
 use crate::engine::CallContext;
 use crate::engine::component::{HttpSubrequest, HttpSubrequestFuture, HttpSubrequests};
 use crate::headers::{is_not_forwarded, is_runtime_owned};
 use crate::state::{BodyError, WorkerBody};
-use crate::telemetry::metrics::{SubrequestLabels, metrics};
 use bytes::Bytes;
 use http::HeaderMap;
 use hyper::body::{Body, Frame, SizeHint};
-use sigil_sdk::wire::{ClientCertChoice, FetchError};
+use sigil_sdk::wire::FetchError;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-
-/// The label of `choice` in `sigil_subrequests_total`: only the worker's
-/// own binding names (a name the guest made up is `unknown`).
-fn binding_label(outbound: &WorkerOutbound, choice: &ClientCertChoice) -> Arc<str> {
-    match choice {
-        ClientCertChoice::None => "none".into(),
-        ClientCertChoice::Binding(name) if outbound.bindings.contains_key(name) => {
-            name.as_str().into()
-        }
-        ClientCertChoice::Binding(_) => "unknown".into(),
-        ClientCertChoice::WorkerDefault => match &outbound.default {
-            Some((name, _)) => name.as_str().into(),
-            None => "none".into(),
-        },
-    }
-}
-
-fn count(worker: &Arc<str>, binding: Arc<str>, result: Result<(), &FetchError>) {
-    let outcome = super::outcome(&result.map(|()| Default::default()).map_err(Clone::clone));
-    metrics()
-        .subrequests
-        .get_or_create(&SubrequestLabels {
-            worker: worker.clone(),
-            binding,
-            outcome,
-        })
-        .inc();
-}
 
 impl HttpSubrequests for WorkerOutbound {
     fn start_http(
@@ -55,7 +26,7 @@ impl HttpSubrequests for WorkerOutbound {
         sub: HttpSubrequest,
         call: &CallContext,
     ) -> Result<HttpSubrequestFuture, FetchError> {
-        let label = binding_label(self, &sub.client_cert);
+        let label = self.binding_label(&sub.client_cert);
         let worker = call.worker.clone();
         let target = match self.target(&sub.request.uri().to_string(), &sub.client_cert) {
             Ok(t) => t,

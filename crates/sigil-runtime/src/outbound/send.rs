@@ -2,24 +2,27 @@
 
 use super::classify::{Timeouts, classify, classify_tls};
 use super::pool::ClientPool;
-use crate::headers::{ForwardedClientCert, Hop, is_not_forwarded, is_runtime_owned};
+use crate::engine::{CallContext, Fetched, FetchedResponse};
+use crate::headers::{is_not_forwarded, is_runtime_owned};
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use sigil_sdk::wire::{FetchError, FetchResult, WireRequest, WireResponse};
+use sigil_sdk::wire::FetchError;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// One checked subrequest, ready to send.
 pub(super) struct Job {
     pub host: String,
     pub port: u16,
     pub url: reqwest::Url,
     pub origin: String,
     pub binding: Option<String>,
-    pub request: WireRequest,
+    pub method: Method,
+    /// The headers as sent (see [`headers`]).
+    pub headers: HeaderMap,
+    pub body: Bytes,
     pub timeout: Duration,
     pub max_body: u64,
-    pub worker: Arc<str>,
-    pub forward: Option<Arc<ForwardedClientCert>>,
-    pub hop: Hop,
 }
 
 impl Job {
@@ -32,49 +35,64 @@ impl Job {
     }
 }
 
-/// The subrequest's headers: the worker's, minus those that never cross a
-/// hop and those only Sigil sets, plus `sigil-worker` and forwarding.
-fn headers(job: &Job) -> Result<HeaderMap, FetchError> {
-    let mut headers = HeaderMap::with_capacity(job.request.headers.len() + 4);
-    for (name, value) in &job.request.headers {
-        let lower = name.to_ascii_lowercase();
-        // `client_cert` is `client-cert` to a CGI or WSGI origin.
-        let dashed = lower.replace('_', "-");
+/// The subrequest's method, as the worker spelled it.
+pub(super) fn method(method: &str) -> Result<Method, FetchError> {
+    Method::from_bytes(method.as_bytes()).map_err(|_| FetchError::InvalidRequest {
+        reason: format!("\"{method}\" is not an HTTP method"),
+    })
+}
+
+/// The subrequest's headers: the worker's (`pairs`, read from its memory),
+/// minus those that never cross a hop and those only Sigil sets, plus
+/// `sigil-worker`, forwarding and the hop headers for `timeout`.
+pub(super) fn headers(
+    pairs: &[(&str, &str)],
+    call: &CallContext,
+    timeout: Duration,
+) -> Result<HeaderMap, FetchError> {
+    let mut headers = HeaderMap::with_capacity(pairs.len() + 4);
+    for &(name, value) in pairs {
+        // Checked in its lower-case form; `client_cert` is `client-cert`
+        // to a CGI or WSGI origin, so underscores are read as dashes.
+        let name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| FetchError::InvalidRequest {
+                reason: format!("\"{name}\" is not a valid header name"),
+            })?;
+        let dashed = dashed(name.as_str());
         if is_not_forwarded(&dashed) || is_runtime_owned(&dashed) {
             continue;
         }
-        let name =
-            HeaderName::from_bytes(lower.as_bytes()).map_err(|_| FetchError::InvalidRequest {
-                reason: format!("\"{name}\" is not a valid header name"),
-            })?;
         let value = HeaderValue::from_str(value).map_err(|_| FetchError::InvalidRequest {
             reason: format!("the value of header \"{name}\" is not valid"),
         })?;
         headers.append(name, value);
     }
-    if let Ok(v) = HeaderValue::from_str(&job.worker) {
+    if let Ok(v) = HeaderValue::from_str(&call.worker) {
         headers.insert("sigil-worker", v);
     }
-    if let Some(fwd) = &job.forward {
+    if let Some(fwd) = &call.forward {
         fwd.apply(&mut headers);
     }
-    job.hop.apply_next(job.timeout, &mut headers);
+    call.hop.apply_next(timeout, &mut headers);
     Ok(headers)
 }
 
-pub(super) async fn send(pool: Arc<ClientPool>, mut job: Job) -> FetchResult {
-    let method = Method::from_bytes(job.request.method.as_bytes()).map_err(|_| {
-        FetchError::InvalidRequest {
-            reason: format!("\"{}\" is not an HTTP method", job.request.method),
-        }
-    })?;
-    let headers = headers(&job)?;
+/// `name` with underscores read as dashes (borrowed when it has none).
+fn dashed(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains('_') {
+        std::borrow::Cow::Owned(name.replace('_', "-"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
+pub(super) async fn send(pool: Arc<ClientPool>, mut job: Job) -> Fetched {
     let is_https = job.url.scheme() == "https";
     let sent = pool
         .http()
-        .request(method, job.url.clone())
-        .headers(headers)
-        .body(std::mem::take(&mut job.request.body))
+        .request(job.method.clone(), job.url.clone())
+        .headers(std::mem::take(&mut job.headers))
+        .body(std::mem::take(&mut job.body))
         .timeout(job.timeout)
         .send()
         .await;
@@ -95,46 +113,46 @@ pub(super) async fn send(pool: Arc<ClientPool>, mut job: Job) -> FetchResult {
     read_response(response, &job, job.timeouts(&pool)).await
 }
 
-/// The origin's response, its body read within `job.max_body`.
-async fn read_response(
-    mut response: reqwest::Response,
-    job: &Job,
-    timeouts: Timeouts,
-) -> FetchResult {
+/// The origin's response, its body read within `job.max_body`: the header
+/// map is taken as it is, and a body that arrives in one chunk is kept
+/// without a copy.
+async fn read_response(mut response: reqwest::Response, job: &Job, timeouts: Timeouts) -> Fetched {
+    let too_large = || FetchError::ResponseTooLarge {
+        host: job.origin.clone(),
+        limit: job.max_body,
+    };
     let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = std::mem::take(response.headers_mut());
     if response.content_length().is_some_and(|n| n > job.max_body) {
-        return Err(FetchError::ResponseTooLarge {
-            host: job.origin.clone(),
-            limit: job.max_body,
-        });
+        return Err(too_large());
     }
-    let mut body = Vec::new();
+    let mut first = Bytes::new();
+    let mut rest = BytesMut::new();
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                if (body.len() + chunk.len()) as u64 > job.max_body {
-                    return Err(FetchError::ResponseTooLarge {
-                        host: job.origin.clone(),
-                        limit: job.max_body,
-                    });
+                if (first.len() + rest.len() + chunk.len()) as u64 > job.max_body {
+                    return Err(too_large());
                 }
-                body.extend_from_slice(&chunk);
+                if first.is_empty() && rest.is_empty() {
+                    first = chunk;
+                } else {
+                    if rest.is_empty() {
+                        rest.extend_from_slice(&first);
+                    }
+                    rest.extend_from_slice(&chunk);
+                }
             }
             Ok(None) => break,
             Err(e) => return Err(classify(&e, &job.binding, &job.origin, timeouts)),
         }
     }
-    Ok(WireResponse {
+    let body = if rest.is_empty() {
+        first
+    } else {
+        rest.freeze()
+    };
+    Ok(FetchedResponse {
         status,
         headers,
         body,

@@ -5,9 +5,10 @@ use super::blocking;
 use super::pool::ClientPool;
 use super::send;
 use crate::config::AllowedOrigin;
-use crate::engine::{CallContext, SubrequestFuture, Subrequests};
+use crate::engine::{CallContext, Fetched, SubrequestFuture, Subrequests};
 use crate::telemetry::metrics::{SubrequestLabels, SubrequestOutcome, metrics};
-use sigil_sdk::wire::{ClientCertChoice, FetchError, FetchRequest, FetchResult};
+use sigil_sdk::wire::{ClientCertChoice, FetchError};
+use sigil_sdk::wire_ref::FetchRequestView;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -34,31 +35,19 @@ impl Subrequests for WorkerOutbound {
     /// `sigil_subrequests_total{worker, binding, outcome}`.
     fn start(
         &self,
-        request: FetchRequest,
+        request: FetchRequestView<'_>,
         call: &CallContext,
     ) -> Result<SubrequestFuture, FetchError> {
-        // The label takes only the worker's own binding names (from the
-        // manifest): a name the guest made up is `unknown`.
-        let binding_label: Arc<str> = match &request.client_cert {
-            ClientCertChoice::None => "none".into(),
-            ClientCertChoice::Binding(name) if self.bindings.contains_key(name) => {
-                name.as_str().into()
-            }
-            ClientCertChoice::Binding(_) => "unknown".into(),
-            ClientCertChoice::WorkerDefault => match &self.default {
-                Some((name, _)) => name.as_str().into(),
-                None => "none".into(),
-            },
-        };
+        let binding_label = self.binding_label(&request.client_cert);
         let worker = call.worker.clone();
         match self.prepare_send(request, call) {
             Ok(send) => Ok(Box::pin(async move {
                 let result = send.await;
-                count_subrequest(&worker, binding_label, &result);
+                count(&worker, binding_label, result.as_ref().map(|_| ()));
                 result
             })),
             Err(e) => {
-                count_subrequest(&worker, binding_label, &Err(e.clone()));
+                count(&worker, binding_label, Err(&e));
                 Err(e)
             }
         }
@@ -110,9 +99,9 @@ impl WorkerOutbound {
 
     fn prepare_send(
         &self,
-        request: FetchRequest,
+        request: FetchRequestView<'_>,
         call: &CallContext,
-    ) -> Result<impl Future<Output = FetchResult> + Send + 'static, FetchError> {
+    ) -> Result<impl Future<Output = Fetched> + Send + 'static, FetchError> {
         let Target {
             url,
             host,
@@ -120,26 +109,44 @@ impl WorkerOutbound {
             origin,
             binding,
             pool,
-        } = self.target(&request.request.url, &request.client_cert)?;
+        } = self.target(request.request.url, &request.client_cert)?;
         let remaining = call.deadline.saturating_duration_since(Instant::now());
         let timeout = request
             .timeout_ms
             .map(|ms| Duration::from_millis(ms as u64).min(remaining))
             .unwrap_or(remaining);
+        let method = send::method(request.request.method)?;
+        let headers = send::headers(&request.request.headers, call, timeout)?;
         let job = send::Job {
             host,
             port,
             url,
             origin,
             binding,
-            request: request.request,
+            method,
+            headers,
+            body: bytes::Bytes::copy_from_slice(request.request.body),
             timeout,
             max_body: call.limits.max_response_body,
-            worker: call.worker.clone(),
-            forward: call.forward.clone(),
-            hop: call.hop,
         };
         Ok(send::send(pool, job))
+    }
+
+    /// The `binding` label of a subrequest's metric: one of the worker's
+    /// own binding names (from the manifest), `none`, or `unknown` for a
+    /// name the guest made up.
+    pub(super) fn binding_label(&self, choice: &ClientCertChoice) -> Arc<str> {
+        match choice {
+            ClientCertChoice::None => "none".into(),
+            ClientCertChoice::Binding(name) if self.bindings.contains_key(name) => {
+                name.as_str().into()
+            }
+            ClientCertChoice::Binding(_) => "unknown".into(),
+            ClientCertChoice::WorkerDefault => match &self.default {
+                Some((name, _)) => name.as_str().into(),
+                None => "none".into(),
+            },
+        }
     }
 }
 
@@ -215,10 +222,10 @@ impl WorkerOutbound {
 }
 
 /// The metric outcome of a subrequest.
-pub fn outcome(result: &FetchResult) -> SubrequestOutcome {
+pub fn outcome(result: Result<(), &FetchError>) -> SubrequestOutcome {
     use SubrequestOutcome as O;
     match result {
-        Ok(_) => O::ok,
+        Ok(()) => O::ok,
         Err(e) => match e {
             FetchError::UnknownBinding { .. } => O::unknown_binding,
             FetchError::HostNotAllowed { .. } => O::host_not_allowed,
@@ -234,7 +241,8 @@ pub fn outcome(result: &FetchResult) -> SubrequestOutcome {
     }
 }
 
-fn count_subrequest(worker: &Arc<str>, binding: Arc<str>, result: &FetchResult) {
+/// Count one subrequest in `sigil_subrequests_total{worker, binding, outcome}`.
+pub(super) fn count(worker: &Arc<str>, binding: Arc<str>, result: Result<(), &FetchError>) {
     metrics()
         .subrequests
         .get_or_create(&SubrequestLabels {
