@@ -120,6 +120,9 @@ struct Dropped {
 
 impl Dropped {
     fn describe(&self) -> Option<String> {
+        if self.invalid + self.too_long + self.excess == 0 {
+            return None;
+        }
         let parts: Vec<String> = [
             (self.invalid, "not valid HTTP (name or value)".to_string()),
             (
