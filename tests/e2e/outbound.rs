@@ -4,6 +4,7 @@
 use crate::support::origin::Origin;
 use crate::support::pki::Ca;
 use crate::support::sigil::Sigil;
+use crate::support::stream_origin::StreamOrigin;
 use crate::support::{module, module_cache, temp_dir};
 use std::collections::HashMap;
 
@@ -404,4 +405,60 @@ async fn the_diagnostic_handshake_never_resumes_an_older_session() {
             "diagnostic handshake {i} resumed a session (resumed flags, pool and diagnostic in turn: {resumed:?})"
         );
     }
+}
+
+/// A response that arrives in many chunks (64 KiB frames from a streaming
+/// origin, read in TLS records) is read whole up to the worker's
+/// `max_response_body` exactly, and refused one byte past it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chunked_response_is_read_whole_up_to_the_limit() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let server_ca = Ca::new(d, "server-ca");
+    let clients_ca = Ca::new(d, "clients-ca");
+    let origin_cert = server_ca.server("origin", &["localhost"]);
+    let alpha = clients_ca.client("alpha", "alpha");
+    let origin = StreamOrigin::start(&origin_cert.cert, &origin_cert.key, &clients_ca.cert).await;
+    const LIMIT: u64 = 300_000;
+    let manifest = format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\nmodule_cache = \"{cache}\"\n\
+         [limits]\nmax_response_body = {LIMIT}\n\
+         [outbound]\nca = [\"{sca}\"]\n\
+         [[certificates]]\nname = \"alpha\"\ncert = \"{cert}\"\nkey = \"{key}\"\nca = \"{sca}\"\n\
+         [[workers]]\nname = \"probe\"\nmodule = \"{probe}\"\n\
+         allowed_outbound_hosts = [\"https://127.0.0.1:*\"]\ndefault_binding = \"A\"\n\
+         [[workers.mtls_certificates]]\nbinding = \"A\"\ncertificate = \"alpha\"\n\
+         [[routes]]\nworker = \"probe\"\n",
+        cache = module_cache(),
+        sca = server_ca.cert_s(),
+        cert = alpha.cert_s(),
+        key = alpha.key_s(),
+        probe = module("probe"),
+    );
+    let sigil = Sigil::start(d, &manifest);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let fetch = |n: u64| {
+        client
+            .get(sigil.http_url("/fetch"))
+            .header("x-fetch-url", origin.url(&format!("/bytes/{n}")))
+            .header("x-fetch-body-len", "1")
+            .send()
+    };
+    for n in [LIMIT, LIMIT - 1, 70_000] {
+        let resp = fetch(n).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(
+            resp.text().await.unwrap(),
+            format!("ok 200 {n} bytes same=true\n")
+        );
+    }
+    let resp = fetch(LIMIT + 1).await.unwrap();
+    let body = resp.text().await.unwrap();
+    assert!(body.starts_with("err ResponseTooLarge"), "{body}");
+    assert!(body.contains(&format!("limit: {LIMIT}")), "{body}");
+    let seen = origin.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|s| s.cn.as_deref() == Some("alpha")),
+        "{seen:?}"
+    );
 }

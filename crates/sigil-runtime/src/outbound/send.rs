@@ -126,32 +126,31 @@ async fn read_response(mut response: reqwest::Response, job: &Job, timeouts: Tim
     if response.content_length().is_some_and(|n| n > job.max_body) {
         return Err(too_large());
     }
-    let mut first = Bytes::new();
-    let mut rest = BytesMut::new();
+    // The first chunk is kept as it is; only a second one starts a copy.
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                if (first.len() + rest.len() + chunk.len()) as u64 > job.max_body {
+                let read = first.as_ref().map_or(0, Bytes::len) + joined.len();
+                if (read + chunk.len()) as u64 > job.max_body {
                     return Err(too_large());
                 }
-                if first.is_empty() && rest.is_empty() {
-                    first = chunk;
-                } else {
-                    if rest.is_empty() {
-                        rest.extend_from_slice(&first);
+                match first.take() {
+                    None if joined.is_empty() => first = Some(chunk),
+                    earlier => {
+                        if let Some(earlier) = earlier {
+                            joined.extend_from_slice(&earlier);
+                        }
+                        joined.extend_from_slice(&chunk);
                     }
-                    rest.extend_from_slice(&chunk);
                 }
             }
             Ok(None) => break,
             Err(e) => return Err(classify(&e, &job.binding, &job.origin, timeouts)),
         }
     }
-    let body = if rest.is_empty() {
-        first
-    } else {
-        rest.freeze()
-    };
+    let body = first.unwrap_or_else(|| joined.freeze());
     Ok(FetchedResponse {
         status,
         headers,

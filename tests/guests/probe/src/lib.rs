@@ -78,6 +78,17 @@ fn fetches(req: &Request) -> Response {
     let mut out = String::new();
     for result in fetch_all((0..count).map(|_| template.clone())) {
         match result {
+            // `x-fetch-body-len`: the body's length and whether every byte
+            // is the same, instead of the body.
+            Ok(r) if req.header("x-fetch-body-len").is_some() => {
+                let body = r.body();
+                let same = body.windows(2).all(|w| w[0] == w[1]);
+                out.push_str(&format!(
+                    "ok {} {} bytes same={same}\n",
+                    r.status(),
+                    body.len()
+                ))
+            }
             Ok(r) => out.push_str(&format!("ok {} {}\n", r.status(), r.text_body().trim_end())),
             Err(e) => out.push_str(&format!("err {e:?}\n")),
         }
