@@ -157,3 +157,79 @@ async fn read_response(mut response: reqwest::Response, job: &Job, timeouts: Tim
         body,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Limits;
+    use crate::engine::{SubrequestFuture, Subrequests};
+    use crate::headers::Hop;
+    use sigil_sdk::wire_ref::FetchRequestView;
+    use std::time::Instant;
+
+    struct None_;
+
+    impl Subrequests for None_ {
+        fn start(
+            &self,
+            _: FetchRequestView<'_>,
+            _: &CallContext,
+        ) -> Result<SubrequestFuture, FetchError> {
+            unreachable!()
+        }
+    }
+
+    fn call() -> CallContext {
+        CallContext {
+            worker: "w1".into(),
+            request_id: "r".into(),
+            limits: Limits::default(),
+            subrequests: Arc::new(None_),
+            forward: None,
+            deadline: Instant::now() + Duration::from_secs(5),
+            hop: Hop::default(),
+            vars: Arc::from([]),
+        }
+    }
+
+    /// Names in any case are sent lower-cased; hop-by-hop and runtime-owned
+    /// names are dropped in any spelling (`_` for `-`, upper case), and the
+    /// worker cannot forge `sigil-worker`.
+    #[test]
+    fn the_workers_headers_are_filtered_in_any_spelling() {
+        let pairs = [
+            ("X-Custom", "1"),
+            ("Client_Cert", "forged"),
+            ("SIGIL-WORKER", "forged"),
+            ("Connection", "close"),
+            ("x_forwarded_client_cert", "forged"),
+            ("accept", "a"),
+            ("Accept", "b"),
+        ];
+        let map = headers(&pairs, &call(), Duration::from_secs(1)).unwrap();
+        assert_eq!(map.get_all("x-custom").iter().count(), 1);
+        assert_eq!(map.get_all("accept").iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            map.get_all("sigil-worker").iter().collect::<Vec<_>>(),
+            ["w1"]
+        );
+        for gone in [
+            "client-cert",
+            "client_cert",
+            "connection",
+            "x-forwarded-client-cert",
+        ] {
+            assert!(map.get(gone).is_none(), "{gone}");
+        }
+    }
+
+    #[test]
+    fn bad_names_values_and_methods_are_named_errors() {
+        let bad_name = headers(&[("bad name", "v")], &call(), Duration::ZERO).unwrap_err();
+        assert!(format!("{bad_name:?}").contains("\\\"bad name\\\" is not a valid header name"));
+        let bad_value = headers(&[("x", "a\nb")], &call(), Duration::ZERO).unwrap_err();
+        assert!(format!("{bad_value:?}").contains("the value of header \\\"x\\\" is not valid"));
+        assert!(method("GET").is_ok());
+        assert!(format!("{:?}", method("G T").unwrap_err()).contains("is not an HTTP method"));
+    }
+}
