@@ -11,17 +11,18 @@ use sigil_sdk::wire::{ClientCertChoice, FetchError};
 use sigil_sdk::wire_ref::FetchRequestView;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 /// One worker's view of the outbound world.
 #[derive(Debug)]
 pub struct WorkerOutbound {
-    /// Binding name → pool presenting that binding's certificate.
-    pub bindings: HashMap<String, Arc<ClientPool>>,
+    /// Binding name → pool presenting that binding's certificate. (The
+    /// names are shared: they label every subrequest's metric.)
+    pub bindings: HashMap<Arc<str>, Arc<ClientPool>>,
     /// What a fetch that names no binding presents: the default binding's
-    /// name (for error messages) and its pool.
-    pub default: Option<(String, Arc<ClientPool>)>,
+    /// name (for error messages and the metric) and its pool.
+    pub default: Option<(Arc<str>, Arc<ClientPool>)>,
     /// The pool used without a client certificate.
     pub anonymous: Arc<ClientPool>,
     /// Where the worker may send subrequests.
@@ -63,15 +64,14 @@ impl WorkerOutbound {
         let not_allowed = || FetchError::HostNotAllowed {
             origin: format!("{scheme}://{host}:{port}"),
         };
-        let matching: Vec<&AllowedOrigin> = self
-            .allowed
-            .iter()
-            .filter(|a| a.allows(scheme, host, port))
-            .collect();
-        if matching.is_empty() {
+        let (mut allowed, mut explicit) = (false, false);
+        for origin in self.allowed.iter().filter(|a| a.allows(scheme, host, port)) {
+            allowed = true;
+            explicit |= origin.is_explicit();
+        }
+        if !allowed {
             return Err(not_allowed());
         }
-        let explicit = matching.iter().any(|a| a.is_explicit());
         let ip = host.parse::<std::net::IpAddr>().ok();
         let admin = match ip {
             Some(ip) => blocking::is_admin(ip, port),
@@ -136,15 +136,17 @@ impl WorkerOutbound {
     /// own binding names (from the manifest), `none`, or `unknown` for a
     /// name the guest made up.
     pub(super) fn binding_label(&self, choice: &ClientCertChoice) -> Arc<str> {
+        static NONE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("none"));
+        static UNKNOWN: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("unknown"));
         match choice {
-            ClientCertChoice::None => "none".into(),
-            ClientCertChoice::Binding(name) if self.bindings.contains_key(name) => {
-                name.as_str().into()
-            }
-            ClientCertChoice::Binding(_) => "unknown".into(),
+            ClientCertChoice::None => NONE.clone(),
+            ClientCertChoice::Binding(name) => match self.bindings.get_key_value(name.as_str()) {
+                Some((name, _)) => name.clone(),
+                None => UNKNOWN.clone(),
+            },
             ClientCertChoice::WorkerDefault => match &self.default {
-                Some((name, _)) => name.as_str().into(),
-                None => "none".into(),
+                Some((name, _)) => name.clone(),
+                None => NONE.clone(),
             },
         }
     }
@@ -170,7 +172,7 @@ impl WorkerOutbound {
     ) -> Result<(Option<String>, Arc<ClientPool>), FetchError> {
         Ok(match choice {
             ClientCertChoice::None => (None, self.anonymous.clone()),
-            ClientCertChoice::Binding(name) => match self.bindings.get(name) {
+            ClientCertChoice::Binding(name) => match self.bindings.get(name.as_str()) {
                 Some(pool) => (Some(name.clone()), pool.clone()),
                 None => {
                     return Err(FetchError::UnknownBinding {
@@ -179,7 +181,7 @@ impl WorkerOutbound {
                 }
             },
             ClientCertChoice::WorkerDefault => match &self.default {
-                Some((name, pool)) => (Some(name.clone()), pool.clone()),
+                Some((name, pool)) => (Some(name.to_string()), pool.clone()),
                 None => (None, self.anonymous.clone()),
             },
         })
@@ -196,19 +198,23 @@ impl WorkerOutbound {
         let url = reqwest::Url::parse(url).map_err(|e| FetchError::InvalidRequest {
             reason: format!("\"{url}\" is not an absolute URL: {e}"),
         })?;
-        let scheme = url.scheme().to_string();
-        if scheme != "http" && scheme != "https" {
-            return Err(FetchError::InvalidRequest {
-                reason: format!("scheme \"{scheme}\" is not http or https"),
-            });
-        }
-        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        let host = host
+        let scheme = match url.scheme() {
+            "http" => "http",
+            "https" => "https",
+            other => {
+                return Err(FetchError::InvalidRequest {
+                    reason: format!("scheme \"{other}\" is not http or https"),
+                });
+            }
+        };
+        let host = url
+            .host_str()
+            .unwrap_or_default()
             .trim_start_matches('[')
             .trim_end_matches(']')
-            .to_string();
+            .to_ascii_lowercase();
         let port = url.port_or_known_default().unwrap_or(443);
-        self.check_destination(&scheme, &host, port)?;
+        self.check_destination(scheme, &host, port)?;
         let (binding, pool) = self.resolve(choice)?;
         Ok(Target {
             origin: format!("{host}:{port}"),

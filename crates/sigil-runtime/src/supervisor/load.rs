@@ -252,13 +252,15 @@ fn worker_outbound(
             pools.certificates.get(&b.certificate).cloned()
         };
         if let Some(pool) = pool {
-            bindings.insert(b.binding.clone(), pool);
+            bindings.insert(Arc::from(b.binding.as_str()), pool);
         }
     }
     // With an identity and no explicit default, the identity is the default.
     let default = match &w.default_binding {
-        Some(name) => bindings.get(name).map(|pool| (name.clone(), pool.clone())),
-        None => identity.map(|pool| (IDENTITY_CERTIFICATE.to_string(), pool)),
+        Some(name) => bindings
+            .get_key_value(name.as_str())
+            .map(|(name, pool)| (name.clone(), pool.clone())),
+        None => identity.map(|pool| (Arc::from(IDENTITY_CERTIFICATE), pool)),
     };
     WorkerOutbound {
         bindings,
