@@ -118,6 +118,16 @@ pub fn is_runtime_owned(name: &str) -> bool {
     RUNTIME_OWNED.contains(&name)
 }
 
+/// `name` with underscores read as dashes, as CGI and WSGI origins read them
+/// (`client_cert` is `client-cert`); borrowed when it has none.
+pub fn dashed(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains('_') {
+        std::borrow::Cow::Owned(name.replace('_', "-"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 /// Remove from trailers (request or response, either direction) every field
 /// that is runtime-owned or hop-by-hop, in any spelling (`-` or `_`): a
 /// trailer must not smuggle in what the header filters keep out.
@@ -125,7 +135,7 @@ pub fn strip_trailers(trailers: &mut HeaderMap) {
     let unwanted: Vec<http::HeaderName> = trailers
         .keys()
         .filter(|n| {
-            let dashed = n.as_str().replace('_', "-");
+            let dashed = dashed(n.as_str());
             is_runtime_owned(&dashed) || is_not_forwarded(&dashed)
         })
         .cloned()
@@ -148,10 +158,7 @@ pub fn strip_frame_trailers<D>(frame: &mut hyper::body::Frame<D>) {
 pub fn strip_inbound(headers: &mut HeaderMap) {
     // Look at the few names the request has instead of removing each of the
     // runtime-owned names (a hash lookup each) from every request.
-    let owned = |n: &http::HeaderName| {
-        let n = n.as_str();
-        is_runtime_owned(n) || (n.contains('_') && is_runtime_owned(&n.replace('_', "-")))
-    };
+    let owned = |n: &http::HeaderName| is_runtime_owned(&dashed(n.as_str()));
     if !headers.keys().any(owned) {
         return;
     }

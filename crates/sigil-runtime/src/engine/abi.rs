@@ -18,7 +18,8 @@ pub const MODULE: &str = "sigil";
 /// Bytes of ABI overhead allowed beyond a request body in an encoded subrequest.
 const ENVELOPE: u64 = 256 << 10;
 
-fn memory(caller: &mut Caller<'_, RequestState>) -> wasmtime::Result<Memory> {
+/// The calling guest's exported memory.
+pub(super) fn memory(caller: &mut Caller<'_, RequestState>) -> wasmtime::Result<Memory> {
     caller
         .get_export("memory")
         .and_then(|e| e.into_memory())

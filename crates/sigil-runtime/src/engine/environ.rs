@@ -11,8 +11,9 @@
 //! witx rules), a pointer outside the guest's memory or a misaligned pointer
 //! traps; every other WASI call still builds the context on first use.
 
+use super::abi::memory;
 use super::store::RequestState;
-use wasmtime::{Caller, Linker, Memory, format_err};
+use wasmtime::{Caller, Linker, format_err};
 
 /// The WASI preview 1 import module.
 const WASI: &str = "wasi_snapshot_preview1";
@@ -40,13 +41,6 @@ fn sizes(vars: &[(String, String)]) -> Option<(u32, u32)> {
         .map(|(k, v)| k.len() + 1 + v.len() + 1)
         .sum::<usize>();
     Some((count, u32::try_from(bytes).ok()?))
-}
-
-fn memory(caller: &mut Caller<'_, RequestState>, call: &str) -> wasmtime::Result<Memory> {
-    caller
-        .get_export("memory")
-        .and_then(|e| e.into_memory())
-        .ok_or_else(|| format_err!("{WASI}.{call}: the module exports no memory"))
 }
 
 /// Write `bytes` at `at` in the guest's memory, or trap. `align` is the
@@ -79,7 +73,7 @@ fn environ_sizes_get(
     let Some((count, bytes)) = sizes(&caller.data().call.vars) else {
         return Ok(OVERFLOW);
     };
-    let mem = memory(&mut caller, "environ_sizes_get")?;
+    let mem = memory(&mut caller)?;
     let data = mem.data_mut(&mut caller);
     let call = "environ_sizes_get";
     write(data, call, count_ptr as u32 as u64, 4, &count.to_le_bytes())?;
@@ -98,7 +92,7 @@ fn environ_get(
     if sizes(&vars).is_none() {
         return Ok(OVERFLOW);
     }
-    let mem = memory(&mut caller, "environ_get")?;
+    let mem = memory(&mut caller)?;
     let data = mem.data_mut(&mut caller);
     let call = "environ_get";
     let (mut slot, mut at) = (environ as u32 as u64, environ_buf as u32 as u64);

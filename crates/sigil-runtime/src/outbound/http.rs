@@ -6,10 +6,11 @@
 //! passes).
 
 use super::classify::{Timeouts, classify, classify_tls};
+use super::send::add_runtime_headers;
 use super::worker::{Target, WorkerOutbound, count};
 use crate::engine::CallContext;
 use crate::engine::component::{HttpSubrequest, HttpSubrequestFuture, HttpSubrequests};
-use crate::headers::{is_not_forwarded, is_runtime_owned};
+use crate::headers::{dashed, is_not_forwarded, is_runtime_owned};
 use crate::state::{BodyError, WorkerBody};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -58,20 +59,14 @@ impl HttpSubrequests for WorkerOutbound {
 fn headers(from: &HeaderMap, call: &CallContext, remaining: Duration) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(from.len() + 4);
     for (name, value) in from {
-        let dashed = name.as_str().replace('_', "-");
+        let dashed = dashed(name.as_str());
         let framing = name == http::header::CONTENT_LENGTH;
         if (is_not_forwarded(&dashed) && !framing) || is_runtime_owned(&dashed) {
             continue;
         }
         headers.append(name.clone(), value.clone());
     }
-    if let Ok(v) = http::HeaderValue::from_str(&call.worker) {
-        headers.insert("sigil-worker", v);
-    }
-    if let Some(fwd) = &call.forward {
-        fwd.apply(&mut headers);
-    }
-    call.hop.apply_next(remaining, &mut headers);
+    add_runtime_headers(&mut headers, call, remaining);
     headers
 }
 

@@ -3,7 +3,7 @@
 use super::classify::{Timeouts, classify, classify_tls};
 use super::pool::ClientPool;
 use crate::engine::{CallContext, Fetched, FetchedResponse};
-use crate::headers::{is_not_forwarded, is_runtime_owned};
+use crate::headers::{dashed, is_not_forwarded, is_runtime_owned};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use sigil_sdk::wire::FetchError;
@@ -67,23 +67,26 @@ pub(super) fn headers(
         })?;
         headers.append(name, value);
     }
-    if let Ok(v) = HeaderValue::from_str(&call.worker) {
-        headers.insert("sigil-worker", v);
-    }
-    if let Some(fwd) = &call.forward {
-        fwd.apply(&mut headers);
-    }
-    call.hop.apply_next(timeout, &mut headers);
+    add_runtime_headers(&mut headers, call, timeout);
     Ok(headers)
 }
 
-/// `name` with underscores read as dashes (borrowed when it has none).
-fn dashed(name: &str) -> std::borrow::Cow<'_, str> {
-    if name.contains('_') {
-        std::borrow::Cow::Owned(name.replace('_', "-"))
-    } else {
-        std::borrow::Cow::Borrowed(name)
+/// The headers Sigil adds to every subrequest (SDK and component workers
+/// alike): `sigil-worker`, the forwarded client certificate when the
+/// hostname forwards it, and the hop count and deadline for `remaining`.
+pub(super) fn add_runtime_headers(
+    headers: &mut HeaderMap,
+    call: &CallContext,
+    remaining: Duration,
+) {
+    const SIGIL_WORKER: HeaderName = HeaderName::from_static("sigil-worker");
+    if let Ok(v) = HeaderValue::from_str(&call.worker) {
+        headers.insert(SIGIL_WORKER, v);
     }
+    if let Some(fwd) = &call.forward {
+        fwd.apply(headers);
+    }
+    call.hop.apply_next(remaining, headers);
 }
 
 pub(super) async fn send(pool: Arc<ClientPool>, mut job: Job) -> Fetched {
@@ -121,11 +124,11 @@ async fn read_response(mut response: reqwest::Response, job: &Job, timeouts: Tim
         host: job.origin.clone(),
         limit: job.max_body,
     };
-    let status = response.status().as_u16();
-    let headers = std::mem::take(response.headers_mut());
     if response.content_length().is_some_and(|n| n > job.max_body) {
         return Err(too_large());
     }
+    let status = response.status().as_u16();
+    let headers = std::mem::take(response.headers_mut());
     // The first chunk is kept as it is; only a second one starts a copy.
     let mut first: Option<Bytes> = None;
     let mut joined = BytesMut::new();
@@ -136,15 +139,14 @@ async fn read_response(mut response: reqwest::Response, job: &Job, timeouts: Tim
                 if (read + chunk.len()) as u64 > job.max_body {
                     return Err(too_large());
                 }
-                match first.take() {
-                    None if joined.is_empty() => first = Some(chunk),
-                    earlier => {
-                        if let Some(earlier) = earlier {
-                            joined.extend_from_slice(&earlier);
-                        }
-                        joined.extend_from_slice(&chunk);
-                    }
+                if first.is_none() && joined.is_empty() {
+                    first = Some(chunk);
+                    continue;
                 }
+                if let Some(earlier) = first.take() {
+                    joined.extend_from_slice(&earlier);
+                }
+                joined.extend_from_slice(&chunk);
             }
             Ok(None) => break,
             Err(e) => return Err(classify(&e, &job.binding, &job.origin, timeouts)),
