@@ -642,6 +642,48 @@ async fn compiling_over_the_memory_limit_is_refused_and_the_server_keeps_serving
     );
 }
 
+/// Under `SIGIL_ALLOCATOR=mimalloc` the allocator reserves address space up
+/// front, so an address-space cap set under it would not bound compiling:
+/// `sigil __compile --memory-mb` refuses to run with it and names the fix;
+/// with the C library's allocator (the default, and what the server always
+/// starts the compiler with) the cap holds.
+#[test]
+fn the_compiler_child_caps_memory_only_with_the_system_allocator() {
+    let dir = temp_dir();
+    let big = dir.path().join("big.wasm");
+    std::fs::write(&big, crate::bad_modules::many_functions(10_000, false)).unwrap();
+    let compile = |allocator: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sigil"));
+        cmd.args(["__compile", "--in"])
+            .arg(&big)
+            .args(["--out", "-", "--memory-mb", "16"]);
+        match allocator {
+            Some(a) => cmd.env("SIGIL_ALLOCATOR", a),
+            None => cmd.env_remove("SIGIL_ALLOCATOR"),
+        };
+        let out = cmd.output().unwrap();
+        (
+            out.status,
+            out.stdout.len(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (status, _, stderr) = compile(Some("mimalloc"));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--memory-mb needs the C library's allocator")
+            && stderr.contains("run with SIGIL_ALLOCATOR=system"),
+        "{stderr}"
+    );
+    // Over the cap: refused (exit 3) or, when the allocation fails where Rust
+    // cannot report it, aborted; never a compiled module.
+    let (status, written, stderr) = compile(None);
+    assert!(
+        written == 0 && (status.code() == Some(3) || stderr.contains("memory allocation of")),
+        "{status}, {written} bytes written: {stderr}"
+    );
+}
+
 /// The peak resident set size of process `pid` (`VmHWM`), in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

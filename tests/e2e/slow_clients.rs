@@ -815,8 +815,8 @@ async fn five_hundred_slow_clients_do_not_starve_a_normal_client_or_keep_memory(
 
 /// After a wave of slow clients (RSS `baseline` before, `peak` during) the
 /// memory they cost is given back: resident memory returns to near the
-/// baseline (Sigil trims glibc's arenas once a burst of connections has
-/// closed), and a second wave does not add to the first. (Before the
+/// baseline (Sigil returns its allocator's free memory once a burst of
+/// connections has closed), and a second wave does not add to the first. (Before the
 /// timeouts every wave's connections stayed open and each added its whole
 /// cost; before the trimming, RSS stayed at the peak.)
 async fn assert_memory_released(s: &Setup, baseline: u64, peak: u64) {

@@ -1,6 +1,12 @@
 //! `baseline`: run one baseline server standalone, print its address and the
 //! PEM files to point `loadgen` at, and serve until Ctrl-C.
 
+/// The `sigil` command's allocator (see `sigil_runtime::allocator`), so that
+/// a comparison of the two measures the servers, not their allocators.
+#[global_allocator]
+static ALLOCATOR: sigil_runtime::allocator::ProcessAllocator =
+    sigil_runtime::allocator::ProcessAllocator;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

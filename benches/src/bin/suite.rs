@@ -8,6 +8,14 @@
 //!
 //! See `BENCHMARKS.md` and [`sigil_bench::suite`].
 
+/// The `sigil` command's allocator (the C library's; `SIGIL_ALLOCATOR=mimalloc`
+/// for mimalloc: see `sigil_runtime::allocator`). Sigil and its baselines run in
+/// child processes of this binary, so both sides of every comparison use the
+/// same allocator.
+#[global_allocator]
+static ALLOCATOR: sigil_runtime::allocator::ProcessAllocator =
+    sigil_runtime::allocator::ProcessAllocator;
+
 use std::path::PathBuf;
 
 use anyhow::Result;

@@ -108,6 +108,8 @@ pub fn child_main(spec: &Path) -> Result<()> {
     let spec: ServerSpec = serde_json::from_str(&text).context("parsing the server spec")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // As `sigil serve` does (see `sigil_runtime::allocator`).
+        .on_thread_park(sigil_runtime::allocator::on_thread_idle)
         .build()?;
     let result: Result<()> = rt.block_on(async {
         let (running, ready) = Running::start(spec).await?;

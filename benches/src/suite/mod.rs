@@ -264,6 +264,16 @@ pub async fn run(opts: Options) -> SuiteReport {
         report.machine.mem_total_mib,
         report.machine.kernel
     );
+    // Children inherit the environment, so they use the same allocator.
+    println!(
+        "allocator (every server of every scenario): {}",
+        match sigil_runtime::allocator::in_use() {
+            Some(sigil_runtime::allocator::Choice::Mimalloc) =>
+                "mimalloc (SIGIL_ALLOCATOR=mimalloc)",
+            Some(sigil_runtime::allocator::Choice::System) => "the C library's",
+            None => "the C library's (not the ProcessAllocator)",
+        }
+    );
     if let Err(e) = crate::sigil::build_guests(&mut |l| println!("  {l}")) {
         report
             .failures

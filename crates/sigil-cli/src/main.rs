@@ -10,6 +10,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// The C library's allocator, or mimalloc under `SIGIL_ALLOCATOR=mimalloc`
+/// (never in the `__compile` child): see
+/// `sigil_runtime::allocator`.
+#[global_allocator]
+static ALLOCATOR: sigil_runtime::allocator::ProcessAllocator =
+    sigil_runtime::allocator::ProcessAllocator;
+
 #[derive(Parser)]
 #[command(
     name = "sigil",

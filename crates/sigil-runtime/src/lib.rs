@@ -24,6 +24,7 @@
 //!   logs). Certificates themselves are the `sigil-pki` crate.
 
 pub mod admin;
+pub mod allocator;
 pub mod authority;
 pub mod config;
 pub mod engine;

@@ -1,6 +1,6 @@
 //! Giving freed memory back to the operating system.
 //!
-//! glibc's allocator keeps memory freed by a burst of connections (their
+//! The allocator keeps memory freed by a burst of connections (their
 //! buffers, TLS state, request bodies) in its arenas: resident memory then
 //! stays at the burst's peak. After a burst ends, [`release_free_memory`]
 //! asks it to return what it holds free.
@@ -44,17 +44,10 @@ impl TrimPolicy {
     }
 }
 
-/// Return free heap memory to the operating system (glibc's `malloc_trim`;
-/// nothing on other C libraries).
+/// Return free heap memory to the operating system (mimalloc's
+/// `mi_collect` or glibc's `malloc_trim`, whichever the process uses).
 pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[allow(unsafe_code)]
-    // SAFETY: `malloc_trim` has no preconditions: it takes the allocator's
-    // own locks, touches only memory the allocator owns and already freed,
-    // and may be called from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    crate::allocator::release_free_memory();
 }
 
 /// Watch `open()` (the open inbound connections) and release free memory
@@ -71,9 +64,20 @@ pub fn spawn_trimmer(open: Arc<dyn Fn() -> u64 + Send + Sync>, mut stop: watch::
             }
             if policy.observe(open()) {
                 let _ = tokio::task::spawn_blocking(release_free_memory).await;
+                wake_runtime_threads();
             }
         }
     });
+}
+
+/// Wake idle runtime threads (a spawned task is offered to a parked worker),
+/// so that each passes through `on_thread_idle` again and collects its
+/// allocator heap when the allocator keeps one per thread.
+fn wake_runtime_threads() {
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    for _ in 0..workers * 2 {
+        tokio::spawn(tokio::task::yield_now());
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ pub fn tokio_main(
 ) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // After a burst, each runtime thread gives back its allocator heap.
+        .on_thread_park(sigil_runtime::allocator::on_thread_idle)
         .build()
         .context("cannot start the async runtime")?
         .block_on(fut)

@@ -188,6 +188,9 @@ pub(in crate::engine) fn in_child(
 ) -> Result<Vec<u8>, ChildFailure> {
     let mut command = Command::new(compiler);
     command
+        // The C library's allocator, so that the address-space cap bounds
+        // what compiling allocates (see `crate::allocator`).
+        .env(crate::allocator::ALLOCATOR_ENV, "system")
         .args(["__compile", "--in", "-", "--out", "-", "--memory-mb"])
         .arg(limits.memory_mb.to_string());
     if kind == Artifact::Component {
@@ -333,6 +336,12 @@ pub fn run_compiler(
     component: bool,
 ) -> Result<(), CompilerExit> {
     if let Some(mb) = memory_mb {
+        if crate::allocator::in_use() == Some(crate::allocator::Choice::Mimalloc) {
+            return Err(CompilerExit::Io(format!(
+                "--memory-mb needs the C library's allocator (mimalloc reserves address space up front, so the cap would not bound compiling): run with {}=system",
+                crate::allocator::ALLOCATOR_ENV
+            )));
+        }
         limit_address_space(mb).map_err(CompilerExit::Io)?;
     }
     let dash = Path::new("-");
