@@ -117,7 +117,7 @@ where
     let bytes = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) };
     let output = match codec::decode::<Invocation>(&bytes, codec::MAX_DECODE) {
         Ok(inv) => {
-            drop(bytes);
+            give_up(bytes);
             handler(Request::from_wire(inv.request, inv.client_auth)).into_output()
         }
         Err(e) => HandlerOutput::Error {
@@ -130,11 +130,28 @@ where
         HandlerOutput::Error { message, .. } => 16 + message.len(),
     };
     let encoded = codec::encode_sized(&output, size).unwrap_or_default();
+    // Not freed: the instance is discarded after this call (see `give_up`).
+    std::mem::forget(output);
     let len = encoded.len() as u32;
     // Leaked, not shrunk to a boxed slice (which would copy it): the host
     // reads it and then discards the whole instance.
     let ptr = encoded.leak().as_mut_ptr() as usize as u32;
     codec::pack(ptr, len)
+}
+
+/// Inputs at most this big are not freed after decoding.
+const KEEP_INPUT: usize = 64 << 10;
+
+/// Drop `bytes` only when freeing it gives the handler room: every request
+/// runs in a fresh instance that is discarded afterwards, so freeing a small
+/// block is wasted work (and makes the allocator consolidate before its next
+/// large allocation).
+fn give_up(bytes: Box<[u8]>) {
+    if bytes.len() > KEEP_INPUT {
+        drop(bytes);
+    } else {
+        std::mem::forget(bytes);
+    }
 }
 
 /// Export `handler` as this module's request handler.
