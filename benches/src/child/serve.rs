@@ -106,6 +106,12 @@ pub fn child_main(spec: &Path) -> Result<()> {
     let text =
         std::fs::read_to_string(spec).with_context(|| format!("reading {}", spec.display()))?;
     let spec: ServerSpec = serde_json::from_str(&text).context("parsing the server spec")?;
+    // Sigil logs as `sigil serve` does by default (`info`, or `RUST_LOG`),
+    // to the child's stderr file: what a worker logs per request is part of
+    // the cost measured.
+    let _log = matches!(spec, ServerSpec::Sigil { .. }).then(|| {
+        sigil_runtime::telemetry::logging::init(sigil_runtime::telemetry::logging::LogFormat::Text)
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // As `sigil serve` does (see `sigil_runtime::allocator`).

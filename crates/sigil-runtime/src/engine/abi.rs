@@ -20,6 +20,10 @@ const ENVELOPE: u64 = 256 << 10;
 
 /// The calling guest's exported memory.
 pub(super) fn memory(caller: &mut Caller<'_, RequestState>) -> wasmtime::Result<Memory> {
+    // Known once instantiated; a start function's calls look it up.
+    if let Some(memory) = caller.data().guest_memory {
+        return Ok(memory);
+    }
     caller
         .get_export("memory")
         .and_then(|e| e.into_memory())
@@ -34,11 +38,14 @@ fn read_guest(
 ) -> wasmtime::Result<Vec<u8>> {
     let mem = memory(caller)?;
     let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
-    let mut buf = vec![0u8; len];
-    mem.read(&*caller, ptr, &mut buf).map_err(|_| {
-        format_err!("sigil.{call}: the guest passed {len} bytes at {ptr:#x}, outside its memory")
-    })?;
-    Ok(buf)
+    ptr.checked_add(len)
+        .and_then(|end| mem.data(&*caller).get(ptr..end))
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| {
+            format_err!(
+                "sigil.{call}: the guest passed {len} bytes at {ptr:#x}, outside its memory"
+            )
+        })
 }
 
 /// The bytes of the [`FetchResult`] the guest decodes, written straight

@@ -117,6 +117,7 @@ async fn call_handler(
         .get_module_export(&mut *store, &exports.memory)
         .and_then(|e| e.into_memory())
         .ok_or_else(|| CallError::Abi("the module exports no memory".into()))?;
+    store.data_mut().guest_memory = Some(memory);
     let (alloc, handle) = abi_functions(store, &instance, exports)?;
 
     let len = input.len() as u32;

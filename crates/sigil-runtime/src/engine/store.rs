@@ -143,6 +143,9 @@ pub struct RequestState {
     pub stderr: CappedPipe,
     /// What this request may still add to the server log.
     pub log: LogBudget,
+    /// The instance's exported memory, once instantiated: host calls read
+    /// and write it without looking the export up by name each time.
+    pub guest_memory: Option<wasmtime::Memory>,
 }
 
 impl RequestState {
@@ -158,6 +161,7 @@ impl RequestState {
             stdout: CappedPipe::default(),
             stderr: CappedPipe::default(),
             log: LogBudget::default(),
+            guest_memory: None,
         }
     }
 

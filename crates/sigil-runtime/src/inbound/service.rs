@@ -351,14 +351,17 @@ async fn run(worker: &Worker, request: WorkerRequest) -> Response<WorkerBody> {
     match worker.handler.handle(request).await {
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
-            let names: Vec<_> = parts
-                .headers
-                .keys()
-                .filter(|n| is_not_forwarded(n.as_str()))
-                .cloned()
-                .collect();
-            for name in names {
-                parts.headers.remove(name);
+            let forwarded = |n: &http::HeaderName| !is_not_forwarded(n.as_str());
+            if !parts.headers.keys().all(forwarded) {
+                let names: Vec<_> = parts
+                    .headers
+                    .keys()
+                    .filter(|n| !forwarded(n))
+                    .cloned()
+                    .collect();
+                for name in names {
+                    parts.headers.remove(name);
+                }
             }
             Response::from_parts(parts, body.hold(slot))
         }
