@@ -21,7 +21,9 @@
 //! - leaves used by every layer: [`authority`] (the one strict parser of
 //!   SNI, `Host` and `:authority`), [`headers`] (hop-by-hop and runtime-owned
 //!   headers, client-certificate forwarding) and [`telemetry`] (metrics,
-//!   logs). Certificates themselves are the `sigil-pki` crate.
+//!   logs). Certificates themselves are the `sigil-pki` crate;
+//! - process-wide: [`allocator`] (the global allocator a binary opts into)
+//!   and [`memory`] (giving memory back after a burst of connections).
 
 pub mod admin;
 pub mod allocator;
