@@ -161,19 +161,17 @@ async fn environ_calls_with_bad_pointers_trap() {
         let (status, body) = get(&c, &s.http_url(&format!("/{name}"))).await;
         assert_eq!(status, 500, "{name}: {body}");
     }
-    let logs = s.logs();
-    assert!(
-        logs.contains(
-            "environ_sizes_get: the guest passed 4 bytes at 0xfffffffc, outside its memory"
-        ),
-        "{logs}"
-    );
-    assert!(
-        logs.contains("environ_sizes_get: the guest passed the misaligned pointer 0x6"),
-        "{logs}"
-    );
+    let outside = "environ_sizes_get: the guest passed 4 bytes at 0xfffffffc, outside its memory";
+    let misaligned = "environ_sizes_get: the guest passed the misaligned pointer 0x6";
     // The well-behaved call returned and the worker reached its own trap.
-    assert!(logs.contains("unreachable"), "{logs}");
+    let fine = "worker \"fine\" failed: error while executing";
+    let logs = s.logs_containing(&[outside, misaligned, fine], Duration::from_secs(10));
+    assert!(logs.contains(outside), "{logs}");
+    assert!(logs.contains(misaligned), "{logs}");
+    assert!(
+        logs.contains(fine) && logs.contains("unreachable"),
+        "{logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -184,8 +182,8 @@ async fn hello_worker_answers() {
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("hello from sigil: GET /greet"), "{body}");
     // The worker's log line reaches the host log, tagged with the worker.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(s.logs().contains("hello served /greet"), "{}", s.logs());
+    let logs = s.logs_containing(&["hello served /greet"], Duration::from_secs(10));
+    assert!(logs.contains("hello served /greet"), "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -119,6 +119,21 @@ impl Sigil {
         self.logs.lock().unwrap().clone()
     }
 
+    /// The process's output once it contains every one of `wanted`, or
+    /// whatever it printed after `timeout` (the caller's assertion then
+    /// shows it). Lines reach the test through a reader thread, so output
+    /// caused by a response just received may not be there yet.
+    pub fn logs_containing(&self, wanted: &[&str], timeout: Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let logs = self.logs();
+            if wanted.iter().all(|w| logs.contains(w)) || std::time::Instant::now() >= deadline {
+                return logs;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
