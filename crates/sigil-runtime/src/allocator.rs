@@ -150,7 +150,7 @@ unsafe impl GlobalAlloc for ProcessAllocator {
 }
 
 /// How many times [`release_free_memory`] was asked for; each runtime thread
-/// collects its own mimalloc heap once per request ([`on_thread_idle`]).
+/// collects its own mimalloc heap once per release ([`on_thread_idle`]).
 static RELEASES: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
@@ -162,12 +162,13 @@ thread_local! {
 /// process uses: glibc's `malloc_trim`, or mimalloc's `mi_collect` for this
 /// thread's heap now and for every runtime thread's heap the next time it
 /// goes idle ([`on_thread_idle`]; mimalloc keeps a heap per thread, and only
-/// the thread that owns it can collect it).
-pub fn release_free_memory() {
+/// the thread that owns it can collect it). True when the runtime threads
+/// still have to pass through [`on_thread_idle`] to finish the release.
+pub fn release_free_memory() -> bool {
     if in_use() == Some(Choice::Mimalloc) {
         RELEASES.fetch_add(1, Ordering::Relaxed);
         collect_this_thread();
-        return;
+        return true;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[allow(unsafe_code)]
@@ -177,6 +178,7 @@ pub fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+    false
 }
 
 /// Call when a runtime thread is about to wait for work (tokio's

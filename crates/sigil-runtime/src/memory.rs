@@ -2,9 +2,10 @@
 //!
 //! The allocator keeps memory freed by a burst of connections (their
 //! buffers, TLS state, request bodies) in its arenas: resident memory then
-//! stays at the burst's peak. After a burst ends, [`release_free_memory`]
-//! asks it to return what it holds free.
+//! stays at the burst's peak. After a burst ends,
+//! [`release_free_memory`] asks it to return what it holds free.
 
+use crate::allocator::release_free_memory;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -44,12 +45,6 @@ impl TrimPolicy {
     }
 }
 
-/// Return free heap memory to the operating system (mimalloc's
-/// `mi_collect` or glibc's `malloc_trim`, whichever the process uses).
-pub fn release_free_memory() {
-    crate::allocator::release_free_memory();
-}
-
 /// Watch `open()` (the open inbound connections) and release free memory
 /// when a burst of them has closed (see [`BURST`]), until `stop` turns true.
 pub fn spawn_trimmer(open: Arc<dyn Fn() -> u64 + Send + Sync>, mut stop: watch::Receiver<bool>) {
@@ -63,16 +58,18 @@ pub fn spawn_trimmer(open: Arc<dyn Fn() -> u64 + Send + Sync>, mut stop: watch::
                 _ = stop.changed() => return,
             }
             if policy.observe(open()) {
-                let _ = tokio::task::spawn_blocking(release_free_memory).await;
-                wake_runtime_threads();
+                let per_thread = tokio::task::spawn_blocking(release_free_memory).await;
+                if per_thread.unwrap_or(false) {
+                    wake_runtime_threads();
+                }
             }
         }
     });
 }
 
 /// Wake idle runtime threads (a spawned task is offered to a parked worker),
-/// so that each passes through `on_thread_idle` again and collects its
-/// allocator heap when the allocator keeps one per thread.
+/// so that each passes through `on_thread_idle` again and collects its own
+/// allocator heap.
 fn wake_runtime_threads() {
     let workers = tokio::runtime::Handle::current().metrics().num_workers();
     for _ in 0..workers * 2 {

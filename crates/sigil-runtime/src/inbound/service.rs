@@ -351,14 +351,9 @@ async fn run(worker: &Worker, request: WorkerRequest) -> Response<WorkerBody> {
     match worker.handler.handle(request).await {
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
-            let forwarded = |n: &http::HeaderName| !is_not_forwarded(n.as_str());
-            if !parts.headers.keys().all(forwarded) {
-                let names: Vec<_> = parts
-                    .headers
-                    .keys()
-                    .filter(|n| !forwarded(n))
-                    .cloned()
-                    .collect();
+            let dropped = |n: &&http::HeaderName| is_not_forwarded(n.as_str());
+            if parts.headers.keys().any(|n| dropped(&n)) {
+                let names: Vec<_> = parts.headers.keys().filter(dropped).cloned().collect();
                 for name in names {
                     parts.headers.remove(name);
                 }
