@@ -11,6 +11,7 @@ use super::subrequest::CallContext;
 use crate::telemetry::logging::escape_controls;
 use crate::telemetry::metrics::{WorkerOutputLabels, WorkerStream as Stream, metrics};
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -115,6 +116,15 @@ pub fn clean_line(line: &str) -> String {
         out.push_str(&format!(" [line cut: {} bytes]", line.len()));
     }
     out
+}
+
+/// [`clean_line`] of an owned line, which is returned as it is when it
+/// needs neither cutting nor escaping (a worker's usual log line).
+pub fn clean_owned_line(line: String) -> String {
+    if line.len() <= MAX_LINE && matches!(escape_controls(&line), Cow::Borrowed(_)) {
+        return line;
+    }
+    clean_line(&line)
 }
 
 #[derive(Debug, Default)]
