@@ -44,7 +44,9 @@ pub fn host_calls(data: &[u8]) {
             .unwrap_or([0; 8]),
     ));
     let _ = (ptr, len);
-    let _ = String::from_utf8_lossy(data);
+    // A log line as `sigil.log` reads it (a longer line is read cut).
+    let read = data.len().min(crate::engine::MAX_LINE);
+    let _ = crate::engine::guest_log_line(data[..read].to_vec(), data.len());
 }
 
 /// A manifest: parsed and checked (no file it names is opened).

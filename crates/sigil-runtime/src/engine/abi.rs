@@ -1,7 +1,7 @@
 //! The host side of the guest ABI: the `sigil.*` imports. See
 //! `sigil_sdk`'s `abi` module for the guest side and the table of calls.
 
-use super::output::{LogBudget, MAX_LINE, clean_owned_line};
+use super::output::{LogBudget, MAX_LINE, guest_log_line};
 use super::sdk_worker::HeaderPairs;
 use super::store::{FetchSlot, RequestState};
 use super::subrequest::Fetched;
@@ -215,12 +215,7 @@ fn log(
         return Ok(());
     }
     let bytes = read_guest(&mut caller, "log", ptr, full.min(MAX_LINE) as i32)?;
-    let mut raw = String::from_utf8(bytes)
-        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
-    if full > MAX_LINE {
-        raw.push_str(&format!(" [line cut: {full} bytes]"));
-    }
-    let message = clean_owned_line(raw);
+    let message = guest_log_line(bytes, full);
     let state = caller.data_mut();
     if matches!(level, LogLevel::Panic) {
         state.panic_message = Some(message.clone());

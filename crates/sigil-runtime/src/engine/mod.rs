@@ -28,6 +28,7 @@ mod subrequest;
 
 pub use compile::{CompileLimits, run_compiler};
 pub use module::{ModuleError, WorkerModule, read_module};
+pub(crate) use output::{MAX_LINE, guest_log_line};
 pub use output::{MAX_LOG_BYTES, MAX_LOG_LINES, OUTPUT_CAPTURE};
 pub use sdk_worker::{MAX_HEADER_VALUE, MAX_RESPONSE_HEADERS, SdkWorker, response_from_view};
 pub use store::RequestState;

@@ -118,9 +118,16 @@ pub fn clean_line(line: &str) -> String {
     out
 }
 
-/// [`clean_line`] of an owned line, which is returned as it is when it
-/// needs neither cutting nor escaping (a worker's usual log line).
-pub fn clean_owned_line(line: String) -> String {
+/// The text of a `sigil.log` line: `bytes` as the host read them from the
+/// guest (at most [`MAX_LINE`] of the `full` bytes it passed), invalid UTF-8
+/// replaced, cut and escaped as [`clean_line`] does. A line that needs none
+/// of that (a worker's usual line) is kept without another copy.
+pub(crate) fn guest_log_line(bytes: Vec<u8>, full: usize) -> String {
+    let mut line = String::from_utf8(bytes)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
+    if full > MAX_LINE {
+        line.push_str(&format!(" [line cut: {full} bytes]"));
+    }
     if line.len() <= MAX_LINE && matches!(escape_controls(&line), Cow::Borrowed(_)) {
         return line;
     }
@@ -277,5 +284,19 @@ mod tests {
         let cut = clean_line(&long);
         assert!(cut.len() < MAX_LINE + 40, "{}", cut.len());
         assert!(cut.ends_with(&format!("[line cut: {} bytes]", long.len())));
+    }
+
+    #[test]
+    fn guest_log_lines_are_text_whatever_the_guest_passed() {
+        assert_eq!(guest_log_line(b"plain line".to_vec(), 10), "plain line");
+        assert_eq!(guest_log_line(b"a\xffb\n".to_vec(), 4), "a\u{fffd}b\\n");
+        let read = vec![b'x'; MAX_LINE];
+        let line = guest_log_line(read, MAX_LINE + 5);
+        assert!(
+            line.starts_with("xxx") && line.len() < MAX_LINE + 80,
+            "{}",
+            line.len()
+        );
+        assert!(line.contains("[line cut: "), "{line}");
     }
 }
