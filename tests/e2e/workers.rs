@@ -443,6 +443,35 @@ async fn worker_output_is_capped_escaped_and_counted() {
     }
 }
 
+/// A worker's over-long `sigil.log` line is kept cut to 16 KiB, on one
+/// line, and says how long the worker's line was. (Before, the mark counted
+/// the kept part plus the mark: about 16.4 KB for any long line.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cut_worker_log_line_says_how_long_it_was() {
+    let dir = temp_dir();
+    let s = Sigil::start(dir.path(), &noisy_manifest());
+    let c = client();
+    let before = s.logs().len();
+    let (status, body) = get(&c, &probe_url(&s, "/log-long?1000000")).await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = s.logs();
+    let lines: Vec<&str> = logs[before..]
+        .lines()
+        .filter(|l| l.contains("long:é"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = lines[0];
+    // `long:` (5 bytes) and 500,000 two-byte characters.
+    assert!(
+        line.contains("é [line cut: 1000005 bytes]"),
+        "{}",
+        &line[line.floor_char_boundary(line.len().saturating_sub(200))..]
+    );
+    assert!(!line.contains('\u{fffd}'), "a character split by the cut");
+    assert!(line.len() < 17_000, "{} bytes", line.len());
+}
+
 /// Send `first` and then a plain request on one connection, pipelined, and
 /// return everything the server sent.
 async fn pipelined(addr: std::net::SocketAddr, first: &str) -> String {

@@ -107,31 +107,49 @@ impl LogBudget {
 
 /// `line` cut to [`MAX_LINE`] bytes (on a character boundary) and escaped.
 pub fn clean_line(line: &str) -> String {
+    cut_and_escape(line, line.len())
+}
+
+/// `line` (the first bytes of a line `full` bytes long) cut to [`MAX_LINE`]
+/// bytes on a character boundary and escaped; a line that lost bytes ends
+/// with `[line cut: <full> bytes]`.
+fn cut_and_escape(line: &str, full: usize) -> String {
     let mut end = line.len().min(MAX_LINE);
     while !line.is_char_boundary(end) {
         end -= 1;
     }
     let mut out = escape_controls(&line[..end]).into_owned();
-    if end < line.len() {
-        out.push_str(&format!(" [line cut: {} bytes]", line.len()));
+    if end < line.len() || full > line.len() {
+        out.push_str(&format!(" [line cut: {} bytes]", full.max(line.len())));
     }
     out
 }
 
 /// The text of a `sigil.log` line: `bytes` as the host read them from the
 /// guest (at most [`MAX_LINE`] of the `full` bytes it passed), invalid UTF-8
-/// replaced, cut and escaped as [`clean_line`] does. A line that needs none
-/// of that (a worker's usual line) is kept without another copy.
-pub(crate) fn guest_log_line(bytes: Vec<u8>, full: usize) -> String {
-    let mut line = String::from_utf8(bytes)
-        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
-    if full > MAX_LINE {
-        line.push_str(&format!(" [line cut: {full} bytes]"));
-    }
-    if line.len() <= MAX_LINE && matches!(escape_controls(&line), Cow::Borrowed(_)) {
+/// replaced, cut and escaped as [`clean_line`] does, and marked with the
+/// guest's length when it was cut. A character split by the read is dropped
+/// rather than shown as a replacement character. A line that needs none of
+/// that (a worker's usual line) is kept without another copy.
+pub(crate) fn guest_log_line(mut bytes: Vec<u8>, full: usize) -> String {
+    let read_cut = full > bytes.len();
+    let line = match String::from_utf8(bytes) {
+        Ok(line) => line,
+        Err(invalid) => {
+            let error = invalid.utf8_error();
+            bytes = invalid.into_bytes();
+            if read_cut && error.error_len().is_none() {
+                // Only the read split the last character: drop its start.
+                bytes.truncate(error.valid_up_to());
+                return guest_log_line(bytes, full);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    };
+    if !read_cut && line.len() <= MAX_LINE && matches!(escape_controls(&line), Cow::Borrowed(_)) {
         return line;
     }
-    clean_line(&line)
+    cut_and_escape(&line, full)
 }
 
 #[derive(Debug, Default)]
@@ -297,6 +315,40 @@ mod tests {
             "{}",
             line.len()
         );
-        assert!(line.contains("[line cut: "), "{line}");
+        assert!(
+            line.ends_with(&format!("x [line cut: {} bytes]", MAX_LINE + 5)),
+            "{}",
+            &line[MAX_LINE - 10..]
+        );
+    }
+
+    #[test]
+    fn a_cut_guest_line_counts_the_bytes_the_guest_passed() {
+        // A 1 MiB line: the host reads MAX_LINE bytes and says how long
+        // the guest's line was (not how long the kept part is).
+        let line = guest_log_line(vec![b'a'; MAX_LINE], 1 << 20);
+        assert!(
+            line.ends_with("a [line cut: 1048576 bytes]"),
+            "{}",
+            &line[MAX_LINE - 10..]
+        );
+        assert_eq!(line.len(), MAX_LINE + " [line cut: 1048576 bytes]".len());
+        // A line of two-byte characters read cut in the middle of one:
+        // the half character is dropped, not shown as U+FFFD.
+        let mut read = "é".repeat(MAX_LINE / 2).into_bytes();
+        read.push(0xc3);
+        let line = guest_log_line(read, MAX_LINE + 3);
+        assert!(!line.contains('\u{fffd}'), "a replacement character");
+        assert!(line.ends_with(&format!("é [line cut: {} bytes]", MAX_LINE + 3)));
+        // Escaping still applies to a cut line, and the count still holds.
+        let line = guest_log_line(
+            b"\x1b[31mred".repeat(MAX_LINE / 8)[..MAX_LINE].to_vec(),
+            MAX_LINE * 2,
+        );
+        assert!(!line.contains('\x1b'), "an escape byte reached the log");
+        assert!(line.ends_with(&format!(" [line cut: {} bytes]", MAX_LINE * 2)));
+        // A short line with invalid bytes that the read did not cut keeps
+        // its replacement characters and gets no mark.
+        assert_eq!(guest_log_line(b"ok\xc3".to_vec(), 3), "ok\u{fffd}");
     }
 }

@@ -15,7 +15,8 @@
 //! - `/status?<n>`: answers with status `n`; `/many-headers?<n>`: `n` response headers
 //! - `/trap`: executes `unreachable` (a trap with a wasm backtrace)
 //! - `/log-flood?<bytes>`, `/stdout-flood?<bytes>`: that many bytes of 1 KiB lines to
-//!   `sigil.log` or stdout; `/log-crlf`: log, stdout and stderr lines with CR/LF
+//!   `sigil.log` or stdout; `/log-long?<bytes>`: one `sigil.log` line that long
+//!   (`long:` and two-byte characters); `/log-crlf`: log, stdout and stderr lines with CR/LF
 //!   and an escape sequence in them
 //! - anything else: `probe ok`
 
@@ -143,6 +144,11 @@ fn noisy(req: &Request, what: &str) -> Response {
             }
             let _ = out.flush();
         }
+        "/log-long" => {
+            // One line of `long:` and two-byte characters, `bytes` long.
+            let line = format!("long:{}", "é".repeat(number(req) / 2));
+            sigil_sdk::log::info(&line);
+        }
         _ => {
             let forged = "before\r\n2030-01-01T00:00:00Z  INFO sigil: forged line\u{1b}[31m";
             sigil_sdk::log::info(forged);
@@ -169,7 +175,7 @@ fn handle(req: Request) -> Response {
             #[cfg(not(target_arch = "wasm32"))]
             unreachable!("the probe only runs as wasm")
         }
-        what @ ("/log-flood" | "/stdout-flood" | "/log-crlf") => noisy(&req, what),
+        what @ ("/log-flood" | "/stdout-flood" | "/log-crlf" | "/log-long") => noisy(&req, what),
         "/auth" => auth(&req),
         "/fetch" => fetches(&req),
         "/spin" => {
