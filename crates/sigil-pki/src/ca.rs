@@ -77,7 +77,12 @@ impl IssueRequest {
             uri_sans: Vec::new(),
             usage,
             not_before: now - time::Duration::seconds(CLOCK_SKEW_SECS),
-            not_after: now + lifetime,
+            // A lifetime past the year 9999 ends there (certificates cannot
+            // say later).
+            not_after: now
+                .checked_add(time::Duration::try_from(lifetime).unwrap_or(time::Duration::MAX))
+                .filter(|t| t.year() <= 9999)
+                .unwrap_or_else(|| time::macros::datetime!(9999-12-31 23:59:59 UTC)),
             serial: None,
         }
     }
@@ -574,6 +579,18 @@ mod tests {
     use super::*;
     use crate::details::CertificateDetails;
     use std::sync::Arc;
+
+    #[test]
+    fn a_lifetime_past_the_year_9999_ends_there() {
+        // Before: `identity.ttl_secs = 300000000000` panicked here.
+        for lifetime in [Duration::from_secs(300_000_000_000), Duration::MAX] {
+            let req = IssueRequest::new("w", CertUsage::ClientAuth, lifetime);
+            assert_eq!(req.not_after.year(), 9999);
+        }
+        let req = IssueRequest::new("w", CertUsage::ClientAuth, Duration::from_secs(3600));
+        let left = req.not_after - OffsetDateTime::now_utc();
+        assert!((3590..=3600).contains(&left.whole_seconds()), "{left}");
+    }
 
     fn provider() -> Arc<rustls::crypto::CryptoProvider> {
         Arc::new(rustls::crypto::aws_lc_rs::default_provider())

@@ -132,25 +132,58 @@ fn server(p: &mut Problems<'_>, server: &ServerSection, man: &Manifest) {
     }
 }
 
-/// Limits on module size and compilation must leave room to compile anything.
+/// Limits on module size and compilation must leave room to compile anything,
+/// and stay within what a machine and its clock can mean.
 fn compile_limits(p: &mut Problems<'_>, server: &ServerSection) {
-    for (key, value) in [
-        ("max_module_mb", server.max_module_mb),
+    for (key, value, most, unit) in [
+        (
+            "max_module_mb",
+            server.max_module_mb,
+            MAX_MODULE_MB,
+            "MiB (4 GiB)",
+        ),
         (
             "max_module_functions",
             server.max_module_functions.map(u64::from),
+            u64::from(u32::MAX),
+            "functions",
         ),
-        ("compile_memory_mb", server.compile_memory_mb),
-        ("compile_timeout_secs", server.compile_timeout_secs),
+        (
+            "compile_memory_mb",
+            server.compile_memory_mb,
+            MAX_COMPILE_MEMORY_MB,
+            "MiB (1 TiB)",
+        ),
+        (
+            "compile_timeout_secs",
+            server.compile_timeout_secs,
+            MAX_COMPILE_TIMEOUT_SECS,
+            "seconds (one day)",
+        ),
     ] {
         if value == Some(0) {
             p.add(
                 format!("server.{key}"),
                 "must be at least 1 (see docs/manifest.md for the default)",
             );
+        } else if let Some(v) = value.filter(|v| *v > most) {
+            p.add(
+                format!("server.{key}"),
+                format!("must be between 1 and {most} {unit}, not {v}"),
+            );
         }
     }
 }
+
+/// The largest `server.max_module_mb`: wasm modules are at most 4 GiB.
+const MAX_MODULE_MB: u64 = 4096;
+/// The largest `server.compile_memory_mb` (1 TiB).
+const MAX_COMPILE_MEMORY_MB: u64 = 1 << 20;
+/// The largest `server.compile_timeout_secs` (one day).
+const MAX_COMPILE_TIMEOUT_SECS: u64 = 86_400;
+/// The longest `identity.ttl_secs`: worker certificates are short-lived; a
+/// year is the most that makes sense (the default is an hour).
+pub const MAX_IDENTITY_TTL_SECS: u64 = 365 * 86_400;
 
 /// Two listeners on one address: the second cannot bind at start.
 fn shared_addresses(p: &mut Problems<'_>, server: &ServerSection) {
@@ -186,11 +219,18 @@ fn identity(p: &mut Problems<'_>, man: &Manifest) {
     if let Err(e) = sigil_pki::validate_trust_domain(&id.trust_domain) {
         p.add("identity.trust_domain", e.to_string());
     }
-    if id.ttl_secs == Some(0) {
-        p.add(
+    match id.ttl_secs {
+        Some(0) => p.add(
             "identity.ttl_secs",
             "must be at least 1 second (default 3600)",
-        );
+        ),
+        Some(ttl) if ttl > MAX_IDENTITY_TTL_SECS => p.add(
+            "identity.ttl_secs",
+            format!(
+                "must be between 1 and {MAX_IDENTITY_TTL_SECS} seconds (a year; worker certificates are short-lived, default 3600), not {ttl}"
+            ),
+        ),
+        _ => {}
     }
 }
 

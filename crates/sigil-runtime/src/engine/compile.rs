@@ -241,12 +241,13 @@ fn wait_within(
     child: &mut std::process::Child,
     timeout: Duration,
 ) -> std::io::Result<Option<ExitStatus>> {
-    let deadline = Instant::now() + timeout;
+    // A timeout past what the clock can hold means no timeout.
+    let deadline = Instant::now().checked_add(timeout);
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Some(status));
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             let _ = child.kill();
             let _ = child.wait();
             return Ok(None);
@@ -278,8 +279,15 @@ fn failure(status: ExitStatus, stderr: String) -> ChildFailure {
     let out_of_memory = stderr.contains("memory allocation of")
         || stderr.contains("Cannot allocate memory")
         || stderr.contains("out of memory");
+    // Under a small address-space cap the compiler's worker threads cannot
+    // get their stacks: rayon or std says so and the child panics.
+    let no_threads =
+        stderr.contains("ThreadPoolBuildError") || stderr.contains("failed to spawn thread");
     match (status.code(), status.signal()) {
         (Some(EXIT_INVALID), _) => ChildFailure::Invalid(stderr),
+        _ if no_threads => {
+            ChildFailure::Memory("could not start its threads within that address space".into())
+        }
         (Some(EXIT_NO_MEMORY), _) => ChildFailure::Memory("ran out of memory".into()),
         (_, Some(signal)) => ChildFailure::Memory(format!(
             "was killed by signal {signal}{}",
@@ -404,6 +412,36 @@ fn current_address_space() -> Option<u64> {
 mod tests {
     use super::*;
     use std::hash::{DefaultHasher, Hash, Hasher};
+
+    #[test]
+    fn a_compiler_without_threads_under_the_cap_ran_out_of_memory() {
+        use std::os::unix::process::ExitStatusExt as _;
+        // What `compile_memory_mb = 1` made the child print (before, the
+        // operator saw this panic instead of the memory limit's message).
+        let stderr = "thread 'main' (19814) panicked at rayon-core-1.13.0/src/registry.rs:171:10:\n\
+            The global thread pool has not been initialized.: ThreadPoolBuildError { kind: \
+            IOError(Os { code: 11, kind: WouldBlock, message: \"Resource temporarily unavailable\" }) }";
+        let failure = failure(ExitStatus::from_raw(101 << 8), stderr.into());
+        let limits = CompileLimits {
+            memory_mb: 1,
+            ..CompileLimits::default()
+        };
+        let message = failure.message(Path::new("/w/hello.wasm"), &limits);
+        assert_eq!(
+            message,
+            "compiling hello.wasm needed more than 1 MiB (server.compile_memory_mb; the compiler \
+             could not start its threads within that address space); refused"
+        );
+    }
+
+    #[test]
+    fn a_timeout_too_long_for_the_clock_waits_without_one() {
+        // Before: `compile_timeout_secs = 18446744073709551615` panicked
+        // adding the timeout to the clock.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let status = wait_within(&mut child, Duration::MAX).unwrap();
+        assert!(status.is_some_and(|s| s.success()));
+    }
 
     fn module_with_functions(n: usize) -> Vec<u8> {
         let mut wat = String::from("(module");
