@@ -430,3 +430,104 @@ async fn a_reload_that_revokes_a_device_stops_its_open_connections() {
             .is_err()
     );
 }
+
+/// A device certificate that expires while its TLS session can still be
+/// resumed, and while a keep-alive connection it opened is still open.
+/// rustls does not run the client verifier again on resumption; before, a
+/// `require` hostname served both after expiry, telling the worker the
+/// certificate verified.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_certificate_gets_nothing_through_a_resumed_session_or_an_open_connection() {
+    let s = setup(None).await;
+    let brief = s.alpha_ca.issue(
+        "alpha-brief",
+        CertUsage::ClientAuth,
+        Leaf {
+            cn: "alpha-device-brief",
+            not_before: Some(-60),
+            not_after: Some(4),
+            ..Default::default()
+        },
+    );
+    let addr = s.sigil.https.unwrap();
+    let device = (brief.cert.as_path(), brief.key.as_path());
+    // One config: its session cache lets the later connection resume.
+    let config = tls_config(&s.server_ca, Some(device), &[b"http/1.1"]);
+    let stream = tls_connect(addr, Some("pay.alpha.example"), config.clone())
+        .await
+        .unwrap();
+    let (mut kept, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    assert_eq!(send(&mut kept, "pay.alpha.example").await, Ok(200));
+    // A second connection while valid: resumed, and served.
+    let resumed = tls_connect(addr, Some("pay.alpha.example"), config.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        resumed.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed),
+        "the client did not resume, so this test would not test resumption"
+    );
+    let (mut early, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(resumed))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    assert_eq!(send(&mut early, "pay.alpha.example").await, Ok(200));
+
+    // Past the certificate's notAfter (4 s, whole seconds, inclusive).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let before = metrics(&s.sigil).await;
+
+    // The open keep-alive connection: refused with a reason, and closed.
+    let req = http::Request::get("/auth")
+        .header("host", "pay.alpha.example")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    kept.ready().await.unwrap();
+    let resp = kept.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 421, "{body}");
+    assert!(
+        body.contains("client certificate of this connection expired at"),
+        "{body}"
+    );
+
+    // A resumed session: the handshake completes (the client resumes), and
+    // the server closes the connection instead of serving it.
+    let late = tls_connect(addr, Some("pay.alpha.example"), config)
+        .await
+        .unwrap();
+    assert_eq!(
+        late.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(late))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let outcome = send(&mut sender, "pay.alpha.example").await;
+    assert!(
+        outcome.is_err(),
+        "a resumed session with an expired certificate was served: {outcome:?}"
+    );
+    let after = metrics(&s.sigil).await;
+    let expired = |m: &prometheus_parse::Scrape| {
+        counter(
+            m,
+            "sigil_tls_handshakes_total",
+            &[("hostname", "pay.alpha.example"), ("result", "expired")],
+        )
+    };
+    assert_eq!(expired(&after) - expired(&before), 1.0);
+    assert!(
+        s.sigil.logs().contains("refused a resumed TLS session"),
+        "no log line says why"
+    );
+}

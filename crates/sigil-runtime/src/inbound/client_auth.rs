@@ -17,7 +17,8 @@ pub fn client_auth(policy: &HostnamePolicy, chain: Option<&[CertificateDer<'_>]>
         return ClientAuth::not_presented();
     };
     let (verified, revoked) = match (policy.mode, &policy.verifier) {
-        // The handshake only completes in `require` mode if the chain verified.
+        // The handshake only completes in `require` mode if the chain verified
+        // (a resumed session's chain is verified again: `handshake.rs`).
         (ClientCertMode::Require, _) => (CertVerified::Success, false),
         (_, Some(verifier)) => match verifier.check(chain) {
             (Verdict::Success, _) => (CertVerified::Success, false),

@@ -6,11 +6,12 @@ use super::client_auth::client_auth;
 use super::connection::{ConnectionContext, HttpVersion, serve_connection};
 use super::timeouts::count_closed;
 use crate::authority::parse_sni;
+use crate::config::ClientCertMode;
 use crate::headers::ForwardedClientCert;
 use crate::state::{ConnectionInfo, HostnamePolicy, Runtime};
 use crate::telemetry::metrics::{CloseReason, HandshakeLabels, HandshakeResult, Listener, metrics};
 use rustls_pki_types::CertificateDer;
-use sigil_pki::client_verifier::{self, FailureLabel};
+use sigil_pki::client_verifier::{self, FailureLabel, Verdict};
 use sigil_sdk::wire::CertVerified;
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -47,23 +48,54 @@ fn failure_result(e: &std::io::Error) -> HandshakeResult {
         };
     };
     if let Some(failure) = client_verifier::handshake_failure(tls) {
-        return match failure.label() {
-            FailureLabel::NoCertificate => R::no_certificate,
-            FailureLabel::Expired => R::expired,
-            FailureLabel::NotYetValid => R::not_yet_valid,
-            FailureLabel::UnknownIssuer => R::unknown_issuer,
-            FailureLabel::SelfSigned => R::self_signed,
-            FailureLabel::Revoked => R::revoked,
-            FailureLabel::BadSignature => R::bad_signature,
-            FailureLabel::BadPurpose => R::bad_purpose,
-            FailureLabel::ChainTooLong => R::chain_too_long,
-            FailureLabel::Other => R::other,
-        };
+        return verify_failure_result(failure.label());
     }
     match tls {
         rustls::Error::AlertReceived(_) => R::client_alert,
         rustls::Error::PeerIncompatible(_) | rustls::Error::PeerMisbehaved(_) => R::protocol,
         _ => R::other,
+    }
+}
+
+/// The handshake metric's result for a client chain that failed verification.
+fn verify_failure_result(label: FailureLabel) -> HandshakeResult {
+    use HandshakeResult as R;
+    match label {
+        FailureLabel::NoCertificate => R::no_certificate,
+        FailureLabel::Expired => R::expired,
+        FailureLabel::NotYetValid => R::not_yet_valid,
+        FailureLabel::UnknownIssuer => R::unknown_issuer,
+        FailureLabel::SelfSigned => R::self_signed,
+        FailureLabel::Revoked => R::revoked,
+        FailureLabel::BadSignature => R::bad_signature,
+        FailureLabel::BadPurpose => R::bad_purpose,
+        FailureLabel::ChainTooLong => R::chain_too_long,
+        FailureLabel::Other => R::other,
+    }
+}
+
+/// Why a resumed TLS session must not be served under `policy`: rustls does
+/// not run the client verifier again when a client resumes, so a `require`
+/// hostname checks the chain it authenticated with against today (an
+/// expired certificate would otherwise keep working through its session).
+fn resumed_refusal(
+    policy: &HostnamePolicy,
+    chain: Option<&[CertificateDer<'static>]>,
+) -> Option<(HandshakeResult, String)> {
+    if policy.mode != ClientCertMode::Require {
+        // `optional` and `off` verify the chain for every connection anyway.
+        return None;
+    }
+    let Some(verifier) = &policy.verifier else {
+        return None;
+    };
+    match verifier.check(chain.unwrap_or_default()).0 {
+        Verdict::Success => None,
+        Verdict::None => Some((
+            HandshakeResult::no_certificate,
+            "no client certificate".into(),
+        )),
+        Verdict::Failed(f) => Some((verify_failure_result(f.label()), f.reason().to_string())),
     }
 }
 
@@ -119,6 +151,17 @@ async fn handshake(
             return None;
         }
     };
+    let session = tls.get_ref().1;
+    if session.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+        && let Some((result, reason)) = resumed_refusal(&policy, session.peer_certificates())
+    {
+        tracing::info!(
+            hostname = %policy.name,
+            "refused a resumed TLS session: its client certificate fails now ({reason})"
+        );
+        handshake_metric(&policy.name, result);
+        return None;
+    }
     handshake_metric(&policy.name, HandshakeResult::ok);
     let conn = connection_info(&policy, sni_matched, tls.get_ref().1.peer_certificates());
     conn.accept(generation);

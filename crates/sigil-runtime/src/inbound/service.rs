@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use sigil_sdk::wire::CertVerified;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,6 +65,20 @@ type Served = (Option<Arc<Worker>>, Response<WorkerBody>);
 
 fn no_worker(status: u16, message: String) -> Served {
     (None, text(status, message))
+}
+
+/// The refusal for a request on a connection whose verified client
+/// certificate has expired since its handshake: a keep-alive or HTTP/2
+/// connection would otherwise outlive the certificate that opened it.
+fn client_cert_expired(conn: &ConnectionInfo) -> Option<String> {
+    let auth = conn.client_auth.as_deref()?;
+    if auth.cert_verified != CertVerified::Success || sigil_pki::unix_now() <= auth.cert_not_after {
+        return None;
+    }
+    Some(format!(
+        "the client certificate of this connection expired at {}; open a new connection with a valid certificate\n",
+        sigil_pki::format_rfc3339(auth.cert_not_after)
+    ))
 }
 
 /// A 421 after which the connection is closed: a client retries on a new
@@ -184,6 +199,9 @@ async fn serve_inner(
             ));
         }
         conn.accept(generation.id);
+    }
+    if let Some(expired) = client_cert_expired(&conn) {
+        return misdirected_close(expired);
     }
     let path = req.uri().path().to_string();
     let Some(worker) = generation
