@@ -363,3 +363,40 @@ fn ca_issue_and_inspect_a_spiffe_client_certificate() {
     let report = sigil_ok(&["certs", "inspect", &p("writer.pem"), "--ca", &p("ca.pem")]);
     assert!(report.contains("SUCCESS"), "{report}");
 }
+
+/// `certs inspect --ca` with a CA outside its validity: webpki alone accepts
+/// the chain (it does not check a trust anchor's dates), OpenSSL refuses it.
+/// Before, inspect said SUCCESS.
+#[test]
+fn inspect_fails_a_chain_whose_ca_is_outside_its_validity() {
+    let dir = temp_dir();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let now = ::time::OffsetDateTime::now_utc();
+    let day = ::time::Duration::days(1);
+    let ca = sigil_pki::CertificateAuthority::generate_with_validity(
+        "Early CA",
+        now + day,
+        now + day * 30,
+    )
+    .unwrap();
+    let mut req = sigil_pki::IssueRequest::new(
+        "device",
+        sigil_pki::CertUsage::ClientAuth,
+        Duration::from_secs(3600),
+    );
+    req.not_before = now - ::time::Duration::hours(1);
+    let leaf = ca.issue(&req).unwrap();
+    std::fs::write(p("ca.pem"), ca.cert_pem()).unwrap();
+    std::fs::write(p("device.pem"), &leaf.cert_pem).unwrap();
+    let (_, out, err) = sigil(&["certs", "inspect", &p("device.pem"), "--ca", &p("ca.pem")]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("verified (client certificate): "))
+        .unwrap_or_else(|| panic!("no verification line:\n{out}\n{err}"));
+    assert!(
+        line.contains("FAILED: the CA certificate CN=Early CA in ")
+            && line.contains(" is not valid until ")
+            && line.contains("renew the CA"),
+        "{line}"
+    );
+}

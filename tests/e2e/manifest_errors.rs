@@ -39,6 +39,18 @@ fn fixtures(dir: &Path) {
         },
     );
     std::fs::write(certs.join("empty-ca.pem"), "# no certificates here\n").unwrap();
+    // Identity CAs outside their validity (a CA is made, not loaded, here).
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    for (name, from, to) in [
+        ("expired-ca", now - day * 30, now - day),
+        ("future-ca", now + day, now + day * 30),
+        ("ending-ca", now - day * 30, now + day * 2),
+    ] {
+        let ca = sigil_pki::CertificateAuthority::generate_with_validity(name, from, to).unwrap();
+        std::fs::write(certs.join(format!("{name}.pem")), ca.cert_pem()).unwrap();
+        std::fs::write(certs.join(format!("{name}.key")), ca.key_pem()).unwrap();
+    }
     let other_ca = Ca::new(&certs, "other-ca");
     other_ca.crl("other-ca", &[]);
     ca.crl_valid_for("stale", &[], -3600);
@@ -159,12 +171,17 @@ fn problems_that_do_not_stop_serving_are_warnings() {
 [server]
 https = "127.0.0.1:0"
 
+[identity]
+trust_domain = "sigil.local"
+ca_cert = "certs/ending-ca.pem"
+ca_key = "certs/ending-ca.key"
+
 [[hostnames]]
 name = "b.example"
 cert = "certs/server.pem"
 key = "certs/server.key"
 client_cert = "require"
-client_ca = ["certs/ca.pem"]
+client_ca = ["certs/ca.pem", "certs/expired-ca.pem"]
 crl = ["certs/stale.crl.pem"]
 
 [[workers]]
@@ -194,6 +211,18 @@ worker = "w"
     );
     assert!(
         output.contains("the CRL's nextUpdate") && output.contains("has passed"),
+        "{output}"
+    );
+    // An expired client CA beside a valid one.
+    assert!(
+        output.contains("expired-ca.pem: CA certificate #1 (CN=expired-ca) expired at")
+            && output.contains("renew it (OpenSSL, nginx and Python refuse chains"),
+        "{output}"
+    );
+    // An identity CA ending in two days: its worker certificates end with it.
+    assert!(
+        output.contains("ending-ca.pem: the identity CA expires on")
+            && output.contains("worker certificates end with it; renew the CA soon"),
         "{output}"
     );
 }

@@ -82,7 +82,7 @@ impl IssueRequest {
             not_after: now
                 .checked_add(time::Duration::try_from(lifetime).unwrap_or(time::Duration::MAX))
                 .filter(|t| t.year() <= 9999)
-                .unwrap_or_else(|| time::macros::datetime!(9999-12-31 23:59:59 UTC)),
+                .unwrap_or(time::macros::datetime!(9999-12-31 23:59:59 UTC)),
             serial: None,
         }
     }
@@ -125,6 +125,8 @@ pub struct CertificateAuthority {
     issuer: Issuer<'static, KeyPair>,
     cert_der: CertificateDer<'static>,
     cert_pem: String,
+    /// The CA certificate's notAfter: nothing it issues outlives it.
+    not_after: OffsetDateTime,
 }
 
 impl fmt::Debug for CertificateAuthority {
@@ -183,6 +185,7 @@ impl CertificateAuthority {
             cert_pem: cert.pem(),
             cert_der: cert.der().clone(),
             issuer: Issuer::new(params, key),
+            not_after,
         })
     }
 
@@ -278,10 +281,20 @@ impl CertificateAuthority {
         params.key_usages = key_usages;
         params.key_identifier_method = key_identifier_method;
         let subject_raw = x509.subject().as_raw().to_vec();
+        let validity = crate::check::Validity {
+            not_before: x509.validity().not_before.timestamp(),
+            not_after: x509.validity().not_after.timestamp(),
+        };
+        // An expired CA would issue certificates that OpenSSL, nginx and
+        // Python refuse ("certificate has expired" at depth 1), while
+        // webpki, which does not check a trust anchor's dates, accepts them.
+        validity.check(cert_path, crate::details::unix_now())?;
+        let not_after = x509.validity().not_after.to_datetime();
         let ca = Self {
             issuer: Issuer::new(params, key),
             cert_pem: encode_pem("CERTIFICATE", &cert_der),
             cert_der,
+            not_after,
         };
         // Issued certificates must name the CA exactly (byte for byte), or
         // chain building fails later with an obscure "unknown issuer".
@@ -326,11 +339,28 @@ impl CertificateAuthority {
         Ok(roots)
     }
 
+    /// The CA certificate's notAfter, unix seconds.
+    pub fn not_after(&self) -> i64 {
+        self.not_after.unix_timestamp()
+    }
+
     /// Issues a leaf certificate with a fresh ECDSA P-256 key: not a CA,
-    /// digitalSignature key usage, and the EKU matching `req.usage`.
+    /// digitalSignature key usage, and the EKU matching `req.usage`. It ends
+    /// no later than the CA does; a CA that has expired issues nothing.
     pub fn issue(&self, req: &IssueRequest) -> Result<IssuedCertificate, CertError> {
         let what = req.common_name.as_str();
-        if req.not_after <= req.not_before {
+        if self.not_after <= req.not_before {
+            return Err(CertError::invalid(
+                what,
+                format!(
+                    "the CA expired at {}; renew the CA (`sigil certs ca`) and replace its files",
+                    crate::details::format_rfc3339(self.not_after.unix_timestamp())
+                ),
+            ));
+        }
+        // A certificate cannot outlive its issuer: it ends with the CA.
+        let not_after = req.not_after.min(self.not_after);
+        if not_after <= req.not_before {
             return Err(CertError::invalid(
                 what,
                 "not_after must be later than not_before (check --days)",
@@ -391,7 +421,7 @@ impl CertificateAuthority {
             ],
         };
         params.not_before = req.not_before;
-        params.not_after = req.not_after;
+        params.not_after = not_after;
         params.use_authority_key_identifier_extension = true;
         let serial = match req.serial {
             Some(n) => n.to_be_bytes().to_vec(),
@@ -579,6 +609,43 @@ mod tests {
     use super::*;
     use crate::details::CertificateDetails;
     use std::sync::Arc;
+
+    #[test]
+    fn a_ca_outside_its_validity_is_refused_and_nothing_outlives_a_ca() {
+        let now = OffsetDateTime::now_utc();
+        let day = time::Duration::days(1);
+        // Expired (before: loaded, and issued certificates OpenSSL refuses).
+        let old = CertificateAuthority::generate_with_validity("Old CA", now - day * 10, now - day)
+            .unwrap();
+        let err = CertificateAuthority::from_pem(old.cert_pem(), &old.key_pem()).unwrap_err();
+        assert!(matches!(err, CertError::Expired { .. }), "{err}");
+        assert!(err.to_string().contains("renew it"), "{err}");
+        let req = IssueRequest::new("w", CertUsage::ClientAuth, Duration::from_secs(3600));
+        let Err(err) = old.issue(&req) else {
+            panic!("an expired CA issued a certificate");
+        };
+        assert!(err.to_string().contains("the CA expired at"), "{err}");
+        // Not yet valid.
+        let early =
+            CertificateAuthority::generate_with_validity("Early CA", now + day, now + day * 10)
+                .unwrap();
+        let err = CertificateAuthority::from_pem(early.cert_pem(), &early.key_pem()).unwrap_err();
+        assert!(matches!(err, CertError::NotYetValid { .. }), "{err}");
+        // A CA ending in an hour issues a day-long certificate ending with it.
+        let ending =
+            CertificateAuthority::generate_with_validity("Ending CA", now - day, now + day / 24)
+                .unwrap();
+        let ending = CertificateAuthority::from_pem(ending.cert_pem(), &ending.key_pem()).unwrap();
+        let issued = ending
+            .issue(&IssueRequest::new(
+                "w",
+                CertUsage::ClientAuth,
+                Duration::from_secs(86_400),
+            ))
+            .unwrap();
+        let leaf = crate::check::Validity::from_der(&issued.cert_der).unwrap();
+        assert_eq!(leaf.not_after, ending.not_after());
+    }
 
     #[test]
     fn a_lifetime_past_the_year_9999_ends_there() {

@@ -19,10 +19,26 @@ pub fn load_issuer(findings: &mut Findings<'_>) -> Option<Arc<IdentityIssuer>> {
     let id = findings.manifest().manifest.identity.as_ref()?;
     findings.read(&id.ca_cert);
     findings.read(&id.ca_key);
-    match CertificateAuthority::load(&id.ca_cert, &id.ca_key)
-        .and_then(|ca| IdentityIssuer::new(ca, &id.trust_domain))
-    {
-        Ok(issuer) => Some(Arc::new(issuer)),
+    let loaded = CertificateAuthority::load(&id.ca_cert, &id.ca_key).and_then(|ca| {
+        let ends = ca.not_after();
+        Ok((IdentityIssuer::new(ca, &id.trust_domain)?, ends))
+    });
+    match loaded {
+        Ok((issuer, ends)) => {
+            let ttl = i64::try_from(ttl(findings).as_secs()).unwrap_or(i64::MAX);
+            let soon = sigil_pki::EXPIRY_WARNING_SECS.max(ttl);
+            if ends.saturating_sub(sigil_pki::unix_now()) <= soon {
+                let cert = id.ca_cert.display().to_string();
+                findings.warn(
+                    "identity",
+                    format_args!(
+                        "{cert}: the identity CA expires on {}, and worker certificates end with it; renew the CA soon",
+                        sigil_pki::format_rfc3339(ends)
+                    ),
+                );
+            }
+            Some(Arc::new(issuer))
+        }
         Err(e) => {
             findings.error("identity", e.to_string());
             None

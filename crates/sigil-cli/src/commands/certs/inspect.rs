@@ -109,6 +109,52 @@ fn status(d: &CertificateDetails, now: i64) -> String {
 /// (what was verified, `SUCCESS` or `FAILED: <reason>`)
 type Outcome = (String, String);
 
+/// Why the CA that would anchor `chain` cannot, when every certificate of
+/// `roots` named as its issuer is expired or not yet valid. webpki does not
+/// check a trust anchor's dates, but OpenSSL, nginx and Python do.
+fn anchor_out_of_date(
+    chain: &[CertificateDer<'static>],
+    roots: &[CertificateDer<'static>],
+    ca_path: &Path,
+    now: i64,
+) -> Result<Option<String>, CertError> {
+    let Some(top) = chain.last() else {
+        return Ok(None);
+    };
+    let issuer = CertificateDetails::from_der(top)?.issuer_dn;
+    let mut anchors = Vec::new();
+    for root in roots {
+        let d = CertificateDetails::from_der(root)?;
+        if d.subject_dn == issuer {
+            anchors.push(d);
+        }
+    }
+    let out_of_date = |d: &CertificateDetails| {
+        if now > d.not_after {
+            Some(format!("expired at {}", format_rfc3339(d.not_after)))
+        } else if now < d.not_before {
+            Some(format!(
+                "is not valid until {}",
+                format_rfc3339(d.not_before)
+            ))
+        } else {
+            None
+        }
+    };
+    if anchors.iter().any(|d| out_of_date(d).is_none()) {
+        return Ok(None);
+    }
+    Ok(anchors.first().and_then(|d| {
+        let why = out_of_date(d)?;
+        Some(format!(
+            "the CA certificate {} in {} {why}; OpenSSL, nginx and Python refuse the chain \
+             (\"certificate has expired\" or \"is not yet valid\" at the CA); renew the CA",
+            d.subject_dn,
+            ca_path.display()
+        ))
+    }))
+}
+
 fn verify(
     chain: &[CertificateDer<'static>],
     leaf: &CertificateDetails,
@@ -116,6 +162,7 @@ fn verify(
     ca_path: &Path,
     now: i64,
 ) -> Result<Vec<Outcome>, CertError> {
+    let anchor_problem = anchor_out_of_date(chain, &roots, ca_path, now)?;
     let mut store = rustls::RootCertStore::empty();
     for (i, root) in roots.into_iter().enumerate() {
         store.add(root).map_err(|e| CertError::BadCertificate {
@@ -131,9 +178,10 @@ fn verify(
     };
     let time = UnixTime::since_unix_epoch(Duration::from_secs(now.max(0) as u64));
     let intermediates = &chain[1..];
-    let result = |r: Result<(), rustls::Error>| match r {
-        Ok(()) => "SUCCESS".to_string(),
-        Err(e) => format!("FAILED: {e}"),
+    let result = |r: Result<(), rustls::Error>| match (r, &anchor_problem) {
+        (Ok(()), None) => "SUCCESS".to_string(),
+        (Ok(()), Some(problem)) => format!("FAILED: {problem}"),
+        (Err(e), _) => format!("FAILED: {e}"),
     };
     let mut out = Vec::new();
     // No EKU extension means "any": verify as a client certificate.
