@@ -49,9 +49,12 @@ const DEADLINE_MS_NAME: HeaderName = HeaderName::from_static(DEADLINE_MS);
 pub const BINDING: &str = "sigil-binding";
 
 /// Headers only Sigil sets: removed from every inbound request, and a
-/// worker's copies are dropped from its subrequests.
-pub const RUNTIME_OWNED: [&str; 19] = [
+/// worker's copies are dropped from its subrequests. (`sigil-request-id` is
+/// the id Sigil gives a request in its log and response; a client's own
+/// must not reach a worker that logs or forwards it.)
+pub const RUNTIME_OWNED: [&str; 20] = [
     "sigil-worker",
+    "sigil-request-id",
     "client-cert",
     "client-cert-chain",
     "x-forwarded-client-cert",
@@ -261,6 +264,18 @@ mod tests {
         assert_eq!(Hop::of(&next).deadline_ms, Some(900));
         h.insert(HOPS, HeaderValue::from_static("lots"));
         assert_eq!(Hop::of(&h).hops, 0);
+    }
+
+    #[test]
+    fn a_client_cannot_send_a_request_id() {
+        // Before: a client's `sigil-request-id: forged` reached the worker.
+        let mut h = HeaderMap::new();
+        h.insert("sigil-request-id", HeaderValue::from_static("forged"));
+        h.insert("sigil_request_id", HeaderValue::from_static("forged"));
+        h.insert("x-request-id", HeaderValue::from_static("theirs"));
+        strip_inbound(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-request-id"));
     }
 
     #[test]
