@@ -246,3 +246,23 @@ async fn underscore_spellings_of_sigil_headers_are_stripped_both_ways() {
         "the worker's client_cert reached the origin"
     );
 }
+
+/// An HTTP/1 request head is read up to 64 KiB; a longer one gets 431. Before,
+/// hyper's default buffer (about 400 KiB) let each unfinished head hold that
+/// much memory until the header timeout (300 such connections: +104 MB).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_head_over_64_kib_gets_431() {
+    let s = setup(None).await;
+    let header = |kib: usize| format!("X-Big: {}", "a".repeat(kib << 10));
+    let fits = plain(&s, &get("/url", &["Host: open.example", &header(40)])).await;
+    assert_eq!(raw_status(&fits), 200, "{}", &fits[..fits.len().min(300)]);
+    for kib in [70, 100] {
+        let response = plain(&s, &get("/url", &["Host: open.example", &header(kib)])).await;
+        assert_eq!(
+            raw_status(&response),
+            431,
+            "{kib} KiB: {}",
+            &response[..response.len().min(300)]
+        );
+    }
+}

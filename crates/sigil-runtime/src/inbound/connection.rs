@@ -57,7 +57,10 @@ pub(super) async fn serve_connection<IO>(
         }
     });
     let io = TokioIo::new(TimedIo::new(io, activity.clone()));
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's default (about 400 KiB) let each unfinished HTTP/1 request head
+    // hold that much memory for up to header_read_timeout.
+    builder.http1().max_buf_size(MAX_REQUEST_HEAD);
     let builder = match version {
         HttpVersion::Http2 => builder.http2_only(),
         HttpVersion::Http1 => builder.http1_only(),
@@ -67,6 +70,11 @@ pub(super) async fn serve_connection<IO>(
     let watchdog = Watchdog::new(activity, context.settings);
     drive(connection, watchdog, context.drain, context.listener).await;
 }
+
+/// The largest HTTP/1 request head (request line and headers) read; a longer
+/// one gets `431`. Like Envoy's 60 KiB and nginx's 4 × 8 KiB, and far more
+/// than clients send; HTTP/2 header lists are capped by hyper's 16 KiB.
+pub const MAX_REQUEST_HEAD: usize = 64 << 10;
 
 /// The HTTP version a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
