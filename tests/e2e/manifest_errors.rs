@@ -170,6 +170,7 @@ fn problems_that_do_not_stop_serving_are_warnings() {
         r#"
 [server]
 https = "127.0.0.1:0"
+admin = "0.0.0.0:9090"
 
 [identity]
 trust_domain = "sigil.local"
@@ -217,6 +218,12 @@ worker = "w"
     assert!(
         output.contains("expired-ca.pem: CA certificate #1 (CN=expired-ca) expired at")
             && output.contains("renew it (OpenSSL, nginx and Python refuse chains"),
+        "{output}"
+    );
+    // An admin listener on every interface.
+    assert!(
+        output.contains("server.admin: 0.0.0.0:9090 is reachable beyond this machine")
+            && output.contains("there is no authentication"),
         "{output}"
     );
     // An identity CA ending in two days: its worker certificates end with it.

@@ -192,3 +192,52 @@ async fn a_reload_says_which_server_settings_need_a_restart() {
         200
     );
 }
+
+/// The admin endpoints answer operators' tools, not web pages: a page on
+/// another site could POST /reload (CSRF), and one reaching a loopback
+/// listener through DNS rebinding could read /metrics. Before, both got 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_listener_refuses_what_web_pages_send() {
+    let dir = temp_dir();
+    let sigil = Sigil::start(dir.path(), &hello_manifest("127.0.0.1:0", ""));
+    let admin = sigil.admin.unwrap();
+    let c = reqwest::Client::new();
+    let reload = format!("http://{admin}/reload");
+    let metrics = format!("http://{admin}/metrics");
+    // What curl, Prometheus and the tests send.
+    assert_eq!(c.post(&reload).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(&metrics).send().await.unwrap().status(), 200);
+    let localhost = format!("http://localhost:{}/healthz", admin.port());
+    assert_eq!(c.get(&localhost).send().await.unwrap().status(), 200);
+    // A form or fetch() on another site.
+    let csrf = c
+        .post(&reload)
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csrf.status(), 403);
+    assert!(csrf.text().await.unwrap().contains("web pages"));
+    let fetched = c
+        .post(&reload)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), 403);
+    // DNS rebinding: the page's own name in Host, on a loopback listener.
+    let rebound = c
+        .get(&metrics)
+        .header("host", format!("evil.example:{}", admin.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+    assert!(
+        rebound
+            .text()
+            .await
+            .unwrap()
+            .contains("not a loopback name")
+    );
+}

@@ -1,5 +1,7 @@
 //! The admin listener: `/metrics` (OpenMetrics text format), `/healthz`, and
-//! `POST /reload`. Bind it to loopback or a private interface.
+//! `POST /reload`. Bind it to loopback or a private interface: it has no
+//! authentication. It refuses what web pages send (CSRF), and on loopback
+//! any `Host` but a loopback name (DNS rebinding).
 
 use crate::inbound::accept::Acceptor;
 use crate::state::Runtime;
@@ -26,10 +28,66 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
     r
 }
 
+/// Why a request must not reach the admin endpoints, if it must not: one a
+/// browser sent on behalf of a web page (`Origin`, or `Sec-Fetch-Site` other
+/// than `none`), which could trigger a reload (CSRF); and, on a loopback
+/// listener, one whose `Host` is not a loopback name, which is what a page
+/// reaching it through DNS rebinding sends.
+fn refusal(req: &Request<Incoming>, loopback: bool) -> Option<String> {
+    let headers = req.headers();
+    if let Some(origin) = headers.get(http::header::ORIGIN) {
+        return Some(format!(
+            "the admin endpoints do not answer requests made by web pages (Origin: {}); use curl or your metrics scraper\n",
+            String::from_utf8_lossy(origin.as_bytes())
+        ));
+    }
+    if let Some(site) = headers.get("sec-fetch-site")
+        && site.as_bytes() != b"none"
+    {
+        return Some(
+            "the admin endpoints do not answer requests made by web pages (Sec-Fetch-Site); use curl or your metrics scraper\n".into(),
+        );
+    }
+    if !loopback {
+        return None;
+    }
+    let host = headers
+        .get(http::header::HOST)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        .or_else(|| req.uri().host().map(str::to_string))?;
+    if is_loopback_host(&host) {
+        return None;
+    }
+    Some(format!(
+        "Host {host:?} is not a loopback name: this admin listener answers requests for 127.0.0.1, [::1] or localhost only\n"
+    ))
+}
+
+/// `localhost`, a 127/8 address or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 async fn handle(
     runtime: Arc<Runtime>,
     req: Request<Incoming>,
+    loopback: bool,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if let Some(why) = refusal(&req, loopback) {
+        return Ok(reply(
+            StatusCode::FORBIDDEN,
+            "text/plain; charset=utf-8",
+            why,
+        ));
+    }
     Ok(match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => {
             reply(StatusCode::OK, metrics::CONTENT_TYPE, metrics().render())
@@ -68,19 +126,53 @@ async fn handle(
 
 /// Serve the admin endpoints until `stop` turns true.
 pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
+    let loopback = listener
+        .local_addr()
+        .is_ok_and(|addr| addr.ip().is_loopback());
     let mut acceptor = Acceptor::new(listener, Listener::admin);
     loop {
         tokio::select! {
             stream = acceptor.accept() => {
                 let runtime = runtime.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(runtime.clone(), req));
+                    let service = service_fn(move |req| handle(runtime.clone(), req, loopback));
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
             }
             _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:9090",
+            "127.1.2.3:1",
+            "localhost",
+            "LOCALHOST:9090",
+            "localhost.:9090",
+            "[::1]",
+            "[::1]:9090",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:9090",
+            "localhost.evil.example",
+            "10.0.0.1:9090",
+            "[::2]:9090",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
         }
     }
 }

@@ -101,6 +101,7 @@ impl Loader {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let mut findings = Findings::new(m);
+        warn_if_admin_is_exposed(&mut findings);
         let mut expiries = Vec::new();
         let mut pools = Pools::build(&mut findings, &previous.pools, &mut expiries);
         let issuer = identity::load_issuer(&mut findings);
@@ -271,5 +272,22 @@ fn worker_outbound(
             .iter()
             .filter_map(|e| parse_allowed_origin(e).ok())
             .collect(),
+    }
+}
+
+/// The admin endpoints have no authentication: say so when `server.admin`
+/// listens beyond loopback.
+fn warn_if_admin_is_exposed(findings: &mut Findings<'_>) {
+    let admin = findings.manifest().manifest.server.admin.clone();
+    let Some(addr) = admin.and_then(|a| a.parse::<std::net::SocketAddr>().ok()) else {
+        return;
+    };
+    if !addr.ip().is_loopback() {
+        findings.warn(
+            "server.admin",
+            format_args!(
+                "{addr} is reachable beyond this machine, and anyone who reaches it can read /metrics and POST /reload (there is no authentication); bind it to 127.0.0.1, or to an interface only operators and your metrics scraper reach"
+            ),
+        );
     }
 }
