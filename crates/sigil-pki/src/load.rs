@@ -64,7 +64,10 @@ fn pem_error_in_words(e: &pem::Error) -> String {
 }
 
 /// Splits PEM text into its recognised sections (unknown labels are skipped).
+/// A UTF-8 byte-order mark (Windows editors write one) is skipped, as
+/// OpenSSL does.
 fn sections(bytes: &[u8], path: &Path) -> Result<Vec<(SectionKind, Vec<u8>)>, CertError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     <(SectionKind, Vec<u8>) as PemObject>::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, pem::Error>>()
         .map_err(|e| CertError::Pem {
@@ -247,6 +250,28 @@ mod tests {
     use crate::ca::{CertUsage, CertificateAuthority, IssueRequest};
     use crate::test_util::TempDir;
     use std::time::Duration;
+
+    #[test]
+    fn a_byte_order_mark_before_the_pem_is_skipped() {
+        // Before: "contains no certificates", while OpenSSL read the file.
+        let ca = CertificateAuthority::generate("BOM CA", 30).unwrap();
+        let issued = ca
+            .issue(&IssueRequest::new(
+                "bom",
+                CertUsage::ClientAuth,
+                Duration::from_secs(3600),
+            ))
+            .unwrap();
+        let with_bom = |pem: &str| [b"\xEF\xBB\xBF".as_slice(), pem.as_bytes()].concat();
+        let path = Path::new("bom.pem");
+        assert_eq!(
+            parse_chain(&with_bom(&issued.cert_pem), path)
+                .unwrap()
+                .len(),
+            1
+        );
+        parse_private_key(&with_bom(&issued.key_pem), path).unwrap();
+    }
 
     #[test]
     fn missing_file_is_named() {
