@@ -29,6 +29,30 @@ pub(crate) fn is_valid_hostname(name: &str) -> bool {
         })
 }
 
+/// Why `name` is not a valid DNS name, in words that say the fix.
+fn hostname_problem(name: &str) -> String {
+    if let Some(bare) = name.strip_suffix('.')
+        && is_valid_hostname(bare)
+    {
+        return format!(
+            "not a valid DNS name: drop the trailing dot (write \"{bare}\"; requests for \"{name}\" are matched to it)"
+        );
+    }
+    if name.len() > 253 {
+        return format!(
+            "not a valid DNS name: it is {} characters, and a DNS name has at most 253",
+            name.len()
+        );
+    }
+    if let Some(label) = name.split('.').find(|l| l.len() > 63) {
+        return format!(
+            "not a valid DNS name: its label \"{label}\" is {} characters, and a label has at most 63",
+            label.len()
+        );
+    }
+    "not a valid DNS name (letters, digits, '-' and dots; no empty label, no label starting or ending with '-')".into()
+}
+
 /// What is wrong with a worker, certificate or binding name (it appears in
 /// SPIFFE IDs, metrics and logs), if anything.
 fn name_problem(name: &str) -> Option<&'static str> {
@@ -262,10 +286,7 @@ fn hostnames(p: &mut Problems<'_>, list: &[HostnameSection], default: Option<&st
     for h in list {
         let item = format!("hostname \"{}\"", h.name);
         if !is_valid_hostname(&h.name) {
-            p.add(
-                &item,
-                "not a valid DNS name (letters, digits, '-' and dots)",
-            );
+            p.add(&item, hostname_problem(&h.name));
         }
         if !names.insert(h.name.to_ascii_lowercase()) {
             p.add(
@@ -432,7 +453,13 @@ fn routes(p: &mut Problems<'_>, list: &[RouteSection], workers: &HashSet<&str>) 
             );
         }
         if host != "*" && !is_valid_hostname(host) && host.parse::<std::net::IpAddr>().is_err() {
-            p.add(&item, "host must be a DNS name, an IP address or \"*\"");
+            p.add(
+                &item,
+                format!(
+                    "host must be a DNS name, an IP address or \"*\"; {}",
+                    hostname_problem(host)
+                ),
+            );
         }
         if !path.starts_with('/') {
             p.add(&item, "path must start with '/'");
