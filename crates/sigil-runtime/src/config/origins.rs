@@ -85,6 +85,11 @@ pub fn parse_allowed_origin(entry: &str) -> Result<AllowedOrigin, String> {
             "\"{entry}\": give an origin (scheme://host[:port]), not a path"
         ));
     }
+    if rest.contains('@') {
+        return Err(format!(
+            "\"{entry}\": an origin has no user or password (\"user@\"); give scheme://host[:port], and send credentials in the request"
+        ));
+    }
     let (host, port, any_port) = match rest.rsplit_once(':') {
         Some((h, "*")) => (h, None, true),
         Some((h, p)) if !h.ends_with(']') || p.parse::<u16>().is_ok() => {
@@ -97,6 +102,12 @@ pub fn parse_allowed_origin(entry: &str) -> Result<AllowedOrigin, String> {
     };
     if host.is_empty() {
         return Err(format!("\"{entry}\": the host is empty"));
+    }
+    let wildcard_ok = host == "*" || host.strip_prefix("*.").is_some_and(|s| !s.contains('*'));
+    if host.contains('*') && !wildcard_ok {
+        return Err(format!(
+            "\"{entry}\": '*' may only be the whole host (\"https://*\") or its first label (\"https://*.example.com\")"
+        ));
     }
     Ok(AllowedOrigin {
         scheme,
@@ -128,5 +139,28 @@ mod tests {
         assert!(parse_allowed_origin("*").unwrap().allows("https", "x", 1));
         assert!(parse_allowed_origin("api.example").is_err());
         assert!(parse_allowed_origin("ftp://x").is_err());
+    }
+
+    #[test]
+    fn wildcards_only_as_the_first_label_and_no_userinfo() {
+        // Before: accepted (a middle '*' matched nothing as the docs define
+        // it) and, for userinfo, "port \"p@x.example\" is not a number".
+        for entry in [
+            "https://a.*.example",
+            "https://*.*.example",
+            "https://ex*.com",
+        ] {
+            let err = parse_allowed_origin(entry).unwrap_err();
+            assert!(
+                err.contains("'*' may only be the whole host"),
+                "{entry}: {err}"
+            );
+        }
+        for entry in ["https://u:p@x.example", "https://u@x.example:443"] {
+            let err = parse_allowed_origin(entry).unwrap_err();
+            assert!(err.contains("no user or password"), "{entry}: {err}");
+        }
+        assert!(parse_allowed_origin("https://*.a.example:*").is_ok());
+        assert!(parse_allowed_origin("*://*:8443").is_ok());
     }
 }
