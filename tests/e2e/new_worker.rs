@@ -88,3 +88,48 @@ async fn sigil_new_writes_a_starter_in_each_language_that_builds_and_serves() {
         assert!(body.contains("/hi"), "{name}: {body}");
     }
 }
+
+/// `sigil new` never leaves a manifest that stops loading. Before, a second
+/// `sigil new my-worker` (its directory moved away) appended a duplicate
+/// worker and route, and an invalid manifest was appended to without a word.
+#[test]
+fn sigil_new_refuses_a_duplicate_worker_and_an_invalid_manifest() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let out = Command::new(binary())
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("run sigil");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, out) = run(&["new", "my-worker", "--lang", "js"]);
+    assert!(ok, "{out}");
+    std::fs::rename(d.join("my-worker"), d.join("moved")).unwrap();
+    let before = std::fs::read_to_string(d.join("sigil.toml")).unwrap();
+    let (ok, out) = run(&["new", "my-worker", "--lang", "python"]);
+    assert!(!ok, "a duplicate worker was added:\n{out}");
+    assert!(
+        out.contains("worker \"my-worker\" is already declared; choose another name"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(d.join("sigil.toml")).unwrap(), before);
+    assert!(!d.join("my-worker").exists(), "files were written anyway");
+    // An invalid manifest: refused, named, left as it was.
+    let broken = format!("bogus = 1\n{before}");
+    std::fs::write(d.join("sigil.toml"), &broken).unwrap();
+    let (ok, out) = run(&["new", "other", "--lang", "js"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("is not a valid manifest, so `sigil new` adds nothing to it"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(d.join("sigil.toml")).unwrap(), broken);
+    assert!(!d.join("other").exists());
+}

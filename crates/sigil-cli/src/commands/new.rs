@@ -99,6 +99,10 @@ pub fn run(name: &str, lang: NewLang, config: &Path) -> anyhow::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    let existing = read_manifest(config)?;
+    if let Some(text) = &existing {
+        check_room_for(name, config, text)?;
+    }
     let dir = base.join(name);
     if dir.exists() {
         bail!(
@@ -113,10 +117,8 @@ pub fn run(name: &str, lang: NewLang, config: &Path) -> anyhow::Result<()> {
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         progress(&format!("wrote {}", path.display()));
     }
-    let mut manifest = match std::fs::read_to_string(config) {
-        Ok(text) => text,
-        Err(_) => "[server]\nhttp = \"127.0.0.1:8080\"\n".to_string(),
-    };
+    let mut manifest =
+        existing.unwrap_or_else(|| "[server]\nhttp = \"127.0.0.1:8080\"\n".to_string());
     if !manifest.ends_with('\n') {
         manifest.push('\n');
     }
@@ -131,5 +133,48 @@ pub fn run(name: &str, lang: NewLang, config: &Path) -> anyhow::Result<()> {
         "next: sigil dev -c {} and curl --resolve {name}.localhost:8080:127.0.0.1 http://{name}.localhost:8080/",
         config.display()
     ));
+    Ok(())
+}
+
+/// The manifest's text, or `None` when there is none yet (a new one is
+/// started).
+fn read_manifest(config: &Path) -> anyhow::Result<Option<String>> {
+    match std::fs::read_to_string(config) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", config.display())),
+    }
+}
+
+/// Refuse to add `name` to a manifest that is already invalid, or that has
+/// a worker of that name or a route for `<name>.localhost/` (the manifest
+/// would stop loading).
+fn check_room_for(name: &str, config: &Path, text: &str) -> anyhow::Result<()> {
+    let loaded = sigil_runtime::config::parse(config, text).map_err(|errors| {
+        anyhow::anyhow!(
+            "{errors}\n{} is not a valid manifest, so `sigil new` adds nothing to it: fix it first (sigil check -c {})",
+            config.display(),
+            config.display()
+        )
+    })?;
+    let m = &loaded.manifest;
+    if m.workers.iter().any(|w| w.name.eq_ignore_ascii_case(name)) {
+        bail!(
+            "{}: worker \"{name}\" is already declared; choose another name",
+            config.display()
+        );
+    }
+    let host = format!("{name}.localhost");
+    if m.routes.iter().any(|r| {
+        r.host
+            .as_deref()
+            .is_some_and(|h| h.eq_ignore_ascii_case(&host))
+            && r.path.as_deref().unwrap_or("/") == "/"
+    }) {
+        bail!(
+            "{}: a route for {host}/ is already declared; choose another name",
+            config.display()
+        );
+    }
     Ok(())
 }
