@@ -220,6 +220,14 @@ worker = "w"
             && output.contains("renew it (OpenSSL, nginx and Python refuse chains"),
         "{output}"
     );
+    // Each warning once (before: printed, and logged again).
+    assert_eq!(
+        output
+            .matches("the server certificate does not name b.example")
+            .count(),
+        1,
+        "{output}"
+    );
     // An admin listener on every interface.
     assert!(
         output.contains("server.admin: 0.0.0.0:9090 is reachable beyond this machine")

@@ -119,7 +119,10 @@ fn sigil_new_refuses_a_duplicate_worker_and_an_invalid_manifest() {
         out.contains("worker \"my-worker\" is already declared; choose another name"),
         "{out}"
     );
-    assert_eq!(std::fs::read_to_string(d.join("sigil.toml")).unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string(d.join("sigil.toml")).unwrap(),
+        before
+    );
     assert!(!d.join("my-worker").exists(), "files were written anyway");
     // An invalid manifest: refused, named, left as it was.
     let broken = format!("bogus = 1\n{before}");
@@ -130,6 +133,9 @@ fn sigil_new_refuses_a_duplicate_worker_and_an_invalid_manifest() {
         out.contains("is not a valid manifest, so `sigil new` adds nothing to it"),
         "{out}"
     );
-    assert_eq!(std::fs::read_to_string(d.join("sigil.toml")).unwrap(), broken);
+    assert_eq!(
+        std::fs::read_to_string(d.join("sigil.toml")).unwrap(),
+        broken
+    );
     assert!(!d.join("other").exists());
 }

@@ -5,7 +5,12 @@ use std::path::Path;
 
 /// Check the manifest at `config`, printing warnings and a summary.
 pub fn check(config: &Path) -> anyhow::Result<()> {
-    match Server::load_with(config, &super::load_options()) {
+    // Warnings are printed below, once, not also logged.
+    let options = sigil_runtime::LoadOptions {
+        caller_prints_warnings: true,
+        ..super::load_options()
+    };
+    match Server::load_with(config, &options) {
         Ok(server) => {
             let g = server.runtime().current();
             for w in &g.warnings {

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 pub fn load_options() -> sigil_runtime::LoadOptions {
     sigil_runtime::LoadOptions {
         compiler: std::env::current_exe().ok(),
+        caller_prints_warnings: false,
     }
 }
 

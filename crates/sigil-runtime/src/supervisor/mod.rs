@@ -49,6 +49,9 @@ pub struct LoadOptions {
     /// memory limit (`sigil __compile`); the `sigil` command passes itself
     /// (`std::env::current_exe()`). `None` compiles in this process.
     pub compiler: Option<std::path::PathBuf>,
+    /// The caller prints the generation's warnings itself (`sigil check`),
+    /// so loading does not also log them.
+    pub caller_prints_warnings: bool,
 }
 
 fn engine_settings(loaded: &LoadedManifest, options: &LoadOptions) -> EngineSettings {
@@ -85,8 +88,10 @@ impl Server {
         })?;
         let loader = Arc::new(Loader::new(Arc::new(engine), settings));
         let built = loader.build(&manifest)?;
-        for w in &built.generation.warnings {
-            tracing::warn!("{w}");
+        if !options.caller_prints_warnings {
+            for w in &built.generation.warnings {
+                tracing::warn!("{w}");
+            }
         }
         built.generation.export_not_after(None);
         loader.commit(built.parts);
