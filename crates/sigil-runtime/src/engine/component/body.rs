@@ -97,9 +97,26 @@ pub struct ResponseBody<B> {
     worker: Arc<str>,
     over: bool,
     cut: Arc<AtomicBool>,
+    /// An error held back for one poll (see [`ResponseBody::fail`]).
+    held: Option<BodyError>,
 }
 
 impl<B> ResponseBody<B> {
+    /// End the body with `error` at the next poll, not this one: the server
+    /// writes out what it already has (the head and the data passed) when a
+    /// body is pending, but drops it unsent when the body fails in the same
+    /// pass; the client must see the response start and then fail.
+    fn fail(
+        &mut self,
+        error: BodyError,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        self.over = true;
+        self.held = Some(error);
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
     /// `inner`, the response of `worker`, limited to `limit` bytes; `cut`
     /// is set (before `inner` ends) when the guest failed mid-response.
     pub fn new(inner: B, limit: u64, worker: Arc<str>, cut: Arc<AtomicBool>) -> Self {
@@ -110,6 +127,7 @@ impl<B> ResponseBody<B> {
             worker,
             over: false,
             cut,
+            held: None,
         }
     }
 }
@@ -132,15 +150,17 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
+        if let Some(error) = this.held.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
         if this.over {
             return Poll::Ready(None);
         }
         let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
-            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => return this.fail(e.into(), cx),
             Poll::Ready(None) if this.cut.load(Ordering::Acquire) => {
-                this.over = true;
-                return Poll::Ready(Some(Err(Box::new(CutOff))));
+                return this.fail(Box::new(CutOff), cx);
             }
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
@@ -167,14 +187,15 @@ where
                         kind: WorkerErrorKind::response_too_large,
                     })
                     .inc();
-                return Poll::Ready(Some(Err(Box::new(limit))));
+                return this.fail(Box::new(limit), cx);
             }
         }
         Poll::Ready(Some(Ok(frame)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.over || (self.inner.is_end_stream() && !self.cut.load(Ordering::Acquire))
+        (self.over && self.held.is_none())
+            || (self.inner.is_end_stream() && !self.cut.load(Ordering::Acquire))
     }
 
     fn size_hint(&self) -> SizeHint {
