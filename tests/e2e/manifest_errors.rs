@@ -185,6 +185,13 @@ client_cert = "require"
 client_ca = ["certs/ca.pem", "certs/expired-ca.pem"]
 crl = ["certs/stale.crl.pem"]
 
+[[hostnames]]
+name = "a.example"
+cert = "certs/server.pem"
+key = "certs/server.key"
+client_ca = ["certs/ca.pem"]
+forward_client_cert = true
+
 [[workers]]
 name = "w"
 module = "probe.wasm"
@@ -226,6 +233,17 @@ worker = "w"
             .matches("the server certificate does not name b.example")
             .count(),
         1,
+        "{output}"
+    );
+    // client_ca and forward_client_cert with client_cert off (the default).
+    assert!(
+        output.contains("hostname \"a.example\": client_ca is set but client_cert = \"off\" (the default), so no client certificate is asked for and anyone may connect"),
+        "{output}"
+    );
+    assert!(
+        output.contains(
+            "hostname \"a.example\": forward_client_cert = true but client_cert = \"off\""
+        ),
         "{output}"
     );
     // An admin listener on every interface.

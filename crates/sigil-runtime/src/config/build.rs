@@ -6,13 +6,44 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 /// `build = "<crate dir>"` or `build = { lang = "...", ... }`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
+///
+/// Read by hand rather than as an untagged enum, whose only error is "data
+/// did not match any variant": a table gets the table's own errors (an
+/// unknown `lang` lists the languages, an unknown key the keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildSection {
     /// A `sigil-sdk` worker crate, built for `wasm32-wasip1`.
     Crate(PathBuf),
     /// A worker in one of the supported languages.
     Lang(LangBuild),
+}
+
+impl<'de> Deserialize<'de> for BuildSection {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Form;
+        impl<'de> serde::de::Visitor<'de> for Form {
+            type Value = BuildSection;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a crate directory (\"my-worker\") or a table such as { lang = \"js\", entry = \"worker.js\" }",
+                )
+            }
+
+            fn visit_str<E: serde::de::Error>(self, dir: &str) -> Result<BuildSection, E> {
+                Ok(BuildSection::Crate(PathBuf::from(dir)))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<BuildSection, A::Error> {
+                LangBuild::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(BuildSection::Lang)
+            }
+        }
+        deserializer.deserialize_any(Form)
+    }
 }
 
 /// The languages `sigil build` builds.

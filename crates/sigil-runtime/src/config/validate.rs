@@ -152,10 +152,7 @@ fn server(p: &mut Problems<'_>, server: &ServerSection, man: &Manifest) {
         );
     }
     if server.max_instances == Some(0) {
-        p.add(
-            "server.max_instances",
-            "must be at least 1 (default 1000)",
-        );
+        p.add("server.max_instances", "must be at least 1 (default 1000)");
     }
     if server.max_hops == Some(0) {
         p.add("server.max_hops", "must be at least 1 (default 16)");
@@ -304,18 +301,6 @@ fn hostnames(p: &mut Problems<'_>, list: &[HostnameSection], default: Option<&st
             p.add(
                 &item,
                 "client_cert is require/optional but client_ca is empty; list the CA bundle(s) that issue this hostname's client certificates",
-            );
-        }
-        if h.client_cert == ClientCertMode::Off && !h.client_ca.is_empty() {
-            p.add(
-                &item,
-                "client_ca is set but client_cert = \"off\" (the default), so no client certificate is asked for; set client_cert = \"require\" (or \"optional\"), or remove client_ca",
-            );
-        }
-        if h.client_cert == ClientCertMode::Off && h.forward_client_cert {
-            p.add(
-                &item,
-                "forward_client_cert = true but client_cert = \"off\": there is no client certificate to forward; set client_cert = \"require\" or \"optional\"",
             );
         }
         if h.client_cert == ClientCertMode::Off && !h.crl.is_empty() {

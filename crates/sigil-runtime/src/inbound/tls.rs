@@ -230,6 +230,27 @@ fn load_crls(
     crls
 }
 
+/// Settings that have no effect with `client_cert = "off"`. `client_ca`
+/// without `client_cert` is the one to catch: whoever lists the CA and
+/// forgets the mode believes the hostname requires mutual TLS.
+fn warn_of_settings_that_do_nothing(h: &HostnameSection, item: &str, findings: &mut Findings<'_>) {
+    if h.client_cert != ClientCertMode::Off {
+        return;
+    }
+    if !h.client_ca.is_empty() {
+        findings.warn(
+            item,
+            "client_ca is set but client_cert = \"off\" (the default), so no client certificate is asked for and anyone may connect; set client_cert = \"require\" (or \"optional\"), or remove client_ca",
+        );
+    }
+    if h.forward_client_cert {
+        findings.warn(
+            item,
+            "forward_client_cert = true but client_cert = \"off\": there is no client certificate to forward; set client_cert = \"require\" or \"optional\"",
+        );
+    }
+}
+
 /// Load one `[[hostnames]]` entry's files and build its policy.
 fn load_policy(
     h: &HostnameSection,
@@ -256,6 +277,7 @@ fn load_policy(
             ),
         );
     }
+    warn_of_settings_that_do_nothing(h, &item, findings);
     let cas = load_client_cas(h, &item, findings);
     let subjects: Vec<&str> = cas.iter().map(|(_, s)| s.as_str()).collect();
     let crls = load_crls(h, &item, &subjects, findings);

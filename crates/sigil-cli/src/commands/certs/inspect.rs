@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn report_and_verification() {
         let dir = TempDir::new("inspect");
-        let ca = CertificateAuthority::generate("Inspect CA", 30).unwrap();
+        let ca = CertificateAuthority::generate("Inspect CA", 60).unwrap();
         let other = CertificateAuthority::generate("Other CA", 30).unwrap();
         let mut req = IssueRequest::new(
             "writer",
