@@ -39,6 +39,13 @@ fn fixtures(dir: &Path) {
         },
     );
     std::fs::write(certs.join("empty-ca.pem"), "# no certificates here\n").unwrap();
+    // The client certificate's chain with its CA first.
+    let reversed = [
+        std::fs::read_to_string(&ca.cert).unwrap(),
+        std::fs::read_to_string(certs.join("client.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(certs.join("reversed.pem"), reversed).unwrap();
     // Identity CAs outside their validity (a CA is made, not loaded, here).
     let now = time::OffsetDateTime::now_utc();
     let day = time::Duration::days(1);

@@ -157,6 +157,13 @@ pub fn certified_key_from_der(
                 "cannot check that the private key matches the certificate"
             );
         }
+        Err(rustls::Error::InconsistentKeys(_)) if leaf_details.is_ca => {
+            return Err(CertError::ChainOutOfOrder {
+                cert_path: cert_path.to_path_buf(),
+                key_path: key_path.to_path_buf(),
+                subject: leaf_details.subject_dn.clone(),
+            });
+        }
         Err(rustls::Error::InconsistentKeys(_)) => {
             return Err(CertError::KeyMismatch {
                 key_path: key_path.to_path_buf(),

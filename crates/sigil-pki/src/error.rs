@@ -177,6 +177,21 @@ pub enum CertError {
         detail: String,
     },
 
+    /// The certificate file starts with a CA certificate instead of the leaf
+    /// (a chain in the wrong order).
+    #[error(
+        "{cert_path}: the first certificate is a CA ({subject}), not the certificate for the key in {key_path}; \
+         list the leaf certificate first, then its intermediates"
+    )]
+    ChainOutOfOrder {
+        /// The certificate file.
+        cert_path: PathBuf,
+        /// The key file.
+        key_path: PathBuf,
+        /// The first certificate's subject.
+        subject: String,
+    },
+
     /// A CA certificate/key pair cannot be used to issue certificates.
     #[error("{what}: cannot be used as an issuing CA: {detail}")]
     BadCa {
