@@ -18,7 +18,7 @@ use wasmtime::{ExternType, InstancePre, Module, ModuleExport, ValType};
 pub enum ModuleError {
     /// The file could not be read.
     #[error(
-        "{path}: cannot read the module: {source}; build it first (sigil build, or cargo build --target wasm32-wasip1)"
+        "{path}: cannot read the module: {source}; build it first: `sigil build` builds every worker that has a `build` entry (`sigil dev` builds and serves)"
     )]
     Read {
         /// The module path.
