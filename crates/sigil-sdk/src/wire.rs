@@ -318,6 +318,13 @@ pub struct ClientAuth {
     /// URI subject alternative names.
     pub uri_sans: Vec<String>,
     /// The SPIFFE ID, when the certificate carries exactly one `spiffe://` URI SAN.
+    ///
+    /// It is what the certificate says, vouched for only by the CA that
+    /// issued it (one of the hostname's `client_ca`): any of those CAs can
+    /// write any URI, including `spiffe://<Sigil's trust domain>/worker/...`.
+    /// Authorise by the SPIFFE ID only on a hostname whose `client_ca` is
+    /// the CA of that trust domain (for instance Sigil's identity CA), or
+    /// check [`cert_issuer_dn`](Self::cert_issuer_dn) with it.
     pub spiffe_id: Option<String>,
 }
 
