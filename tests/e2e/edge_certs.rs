@@ -531,3 +531,50 @@ async fn an_expired_certificate_gets_nothing_through_a_resumed_session_or_an_ope
         "no log line says why"
     );
 }
+
+/// An intermediate that expires while a connection it verified is open:
+/// the connection's next request gets 421 like an expired leaf's. Before,
+/// only the leaf's notAfter was checked, and the connection kept being
+/// served with verified=SUCCESS.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_connection_ends_when_an_intermediate_of_its_chain_expires() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let server = Ca::new(d, "server-ca");
+    let root = HandCa::root(d, "Root S");
+    let brief = root.intermediate_expiring_in("Brief Intermediate", 4);
+    let leaf = brief.leaf(
+        "under-brief",
+        client_params("under-brief"),
+        &brief.sent_chain(),
+    );
+    let cas = format!("\"{}\"", root.cert.display());
+    let crl = root.crl("root-s", &[], 86_400);
+    let manifest = chain_manifest(d, &server, &cas, &format!("\"{}\"", crl.display()));
+    let sigil = Sigil::start(d, &manifest);
+    let config = tls_config(&server.cert, Some((&leaf.cert, &leaf.key)), &[b"http/1.1"]);
+    let stream = tls_connect(sigil.https.unwrap(), Some("depth.example"), config)
+        .await
+        .unwrap();
+    let (mut kept, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    assert_eq!(send(&mut kept, "depth.example").await, Ok(200));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let req = http::Request::get("/auth")
+        .header("host", "depth.example")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    kept.ready().await.unwrap();
+    let resp = kept.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 421, "{body}");
+    assert!(
+        body.contains("(an intermediate CA certificate of its chain)"),
+        "{body}"
+    );
+}

@@ -89,6 +89,16 @@ impl HandCa {
         HandCa::written(&self.dir, name, issuer, self.sent_chain())
     }
 
+    /// An intermediate CA under this one whose validity ends `secs` seconds
+    /// from now.
+    pub fn intermediate_expiring_in(&self, name: &str, secs: i64) -> HandCa {
+        let mut params = ca_params(name);
+        params.not_after = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs);
+        let issuer = CertifiedIssuer::signed_by(params, KeyPair::generate().unwrap(), &self.issuer)
+            .expect("intermediate");
+        HandCa::written(&self.dir, name, issuer, self.sent_chain())
+    }
+
     /// What a client sends after a leaf this CA issued: this CA and the
     /// intermediates above it (nothing for a root).
     pub fn sent_chain(&self) -> String {

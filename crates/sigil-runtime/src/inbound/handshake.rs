@@ -12,7 +12,7 @@ use crate::state::{ConnectionInfo, HostnamePolicy, Runtime};
 use crate::telemetry::metrics::{CloseReason, HandshakeLabels, HandshakeResult, Listener, metrics};
 use rustls_pki_types::CertificateDer;
 use sigil_pki::client_verifier::{self, FailureLabel, Verdict};
-use sigil_sdk::wire::CertVerified;
+use sigil_sdk::wire::{CertVerified, ClientAuth};
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -222,6 +222,7 @@ fn connection_info(
         }
         _ => None,
     };
+    let chain_not_after = chain_not_after(chain.unwrap_or_default(), &auth);
     ConnectionInfo {
         hostname: Some(policy.name.clone()),
         sni_matched,
@@ -229,6 +230,21 @@ fn connection_info(
         forward,
         scheme: "https",
         chain: chain.filter(|c| !c.is_empty()).map(Arc::from),
+        chain_not_after,
         accepted_by: Default::default(),
     }
+}
+
+/// The earliest notAfter of `chain` (the client's certificate, already
+/// parsed into `auth`, and the intermediates it sent); `i64::MAX` for none.
+/// An intermediate that cannot be parsed did not verify, so it is skipped.
+fn chain_not_after(chain: &[CertificateDer<'static>], auth: &ClientAuth) -> i64 {
+    let Some((_, intermediates)) = chain.split_first() else {
+        return i64::MAX;
+    };
+    intermediates
+        .iter()
+        .filter_map(|der| sigil_pki::Validity::from_der(der).ok())
+        .map(|validity| validity.not_after)
+        .fold(auth.cert_not_after, i64::min)
 }

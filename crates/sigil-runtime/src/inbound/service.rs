@@ -68,16 +68,23 @@ fn no_worker(status: u16, message: String) -> Served {
 }
 
 /// The refusal for a request on a connection whose verified client
-/// certificate has expired since its handshake: a keep-alive or HTTP/2
-/// connection would otherwise outlive the certificate that opened it.
+/// certificate, or an intermediate it was sent with, has expired since the
+/// handshake: a keep-alive or HTTP/2 connection would otherwise outlive the
+/// chain that opened it.
 fn client_cert_expired(conn: &ConnectionInfo) -> Option<String> {
     let auth = conn.client_auth.as_deref()?;
-    if auth.cert_verified != CertVerified::Success || sigil_pki::unix_now() <= auth.cert_not_after {
+    let until = conn.chain_not_after;
+    if auth.cert_verified != CertVerified::Success || sigil_pki::unix_now() <= until {
         return None;
     }
+    let which = if until < auth.cert_not_after {
+        " (an intermediate CA certificate of its chain)"
+    } else {
+        ""
+    };
     Some(format!(
-        "the client certificate of this connection expired at {}; open a new connection with a valid certificate\n",
-        sigil_pki::format_rfc3339(auth.cert_not_after)
+        "the client certificate of this connection expired at {}{which}; open a new connection with a valid certificate\n",
+        sigil_pki::format_rfc3339(until)
     ))
 }
 

@@ -23,6 +23,10 @@ pub struct ConnectionInfo {
     /// The client's certificate chain as presented (TLS only), to check it
     /// again when a reload changes the hostname's policy.
     pub chain: Option<Arc<[CertificateDer<'static>]>>,
+    /// The earliest notAfter (Unix seconds) of the certificates the client
+    /// sent (its certificate and intermediates); `i64::MAX` without any. A
+    /// verified connection is refused past it.
+    pub chain_not_after: i64,
     /// The generation whose policy last accepted this connection.
     pub accepted_by: AtomicU64,
 }
@@ -37,6 +41,7 @@ impl ConnectionInfo {
             forward: None,
             scheme: "http",
             chain: None,
+            chain_not_after: i64::MAX,
             accepted_by: AtomicU64::new(0),
         }
     }
