@@ -265,4 +265,19 @@ async fn a_request_head_over_64_kib_gets_431() {
             &response[..response.len().min(300)]
         );
     }
+    // A second request on a keep-alive connection, its whole 120 KiB head in
+    // one write (hyper's buffer had grown; before, it was served).
+    let first = "GET /url HTTP/1.1\r\nHost: open.example\r\n\r\n".to_string();
+    let second = String::from_utf8(get("/url", &["Host: open.example", &header(120)])).unwrap();
+    let response = plain(&s, format!("{first}{second}").as_bytes()).await;
+    let statuses: Vec<&str> = response
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &response[i + 9..i + 12])
+        .collect();
+    assert_eq!(
+        statuses,
+        ["200", "431"],
+        "{}",
+        &response[..response.len().min(600)]
+    );
 }

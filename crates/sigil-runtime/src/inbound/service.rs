@@ -44,6 +44,19 @@ fn request_authority<B>(
 /// `Transfer-Encoding` other than exactly `chunked` (RFC 9112 §6.1). (With
 /// both `Transfer-Encoding: chunked` and `Content-Length`, hyper reads the
 /// body as chunked and drops `Content-Length`, as RFC 9112 §6.3 allows.)
+/// About how many bytes `req`'s head took on the wire (request line and
+/// header lines).
+fn head_len<B>(req: &Request<B>) -> usize {
+    let uri = req.uri();
+    let target = uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.scheme_str().map_or(0, |s| s.len() + 3);
+    let line = req.method().as_str().len() + target + 12;
+    req.headers().iter().fold(line, |n, (name, value)| {
+        n + name.as_str().len() + value.len() + 4
+    })
+}
+
 fn framing_problem(headers: &http::HeaderMap) -> Option<String> {
     let codings: Vec<&HeaderValue> = headers
         .get_all(http::header::TRANSFER_ENCODING)
@@ -187,6 +200,21 @@ async fn serve_inner(
 ) -> Served {
     if let Some(problem) = framing_problem(req.headers()) {
         return bad_request(problem);
+    }
+    if req.version() < http::Version::HTTP_2 && head_len(&req) > super::connection::MAX_REQUEST_HEAD
+    {
+        // hyper bounds an unfinished head by its read buffer, but a whole
+        // head that arrived in one read can be larger.
+        let (worker, mut resp) = no_worker(
+            431,
+            format!(
+                "the request head is over {} KiB\n",
+                super::connection::MAX_REQUEST_HEAD >> 10
+            ),
+        );
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        return (worker, resp);
     }
     let authority = match request_authority(&req, conn.scheme) {
         Ok(a) => a,
