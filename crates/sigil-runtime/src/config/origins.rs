@@ -90,34 +90,88 @@ pub fn parse_allowed_origin(entry: &str) -> Result<AllowedOrigin, String> {
             "\"{entry}\": an origin has no user or password (\"user@\"); give scheme://host[:port], and send credentials in the request"
         ));
     }
-    let (host, port, any_port) = match rest.rsplit_once(':') {
-        Some((h, "*")) => (h, None, true),
-        Some((h, p)) if !h.ends_with(']') || p.parse::<u16>().is_ok() => {
-            let port = p
-                .parse::<u16>()
-                .map_err(|_| format!("\"{entry}\": port \"{p}\" is not a number or *"))?;
-            (h, Some(port), false)
-        }
-        _ => (rest, None, false),
+    let (host, port) = split_host_port(rest).map_err(|why| format!("\"{entry}\": {why}"))?;
+    if let Some(why) = host_problem(host) {
+        return Err(format!("\"{entry}\": {why}"));
+    }
+    let (port, any_port) = match port {
+        None => (None, false),
+        Some("*") => (None, true),
+        Some(p) => match p.parse::<u16>() {
+            Ok(0) | Err(_) => {
+                return Err(format!(
+                    "\"{entry}\": port \"{p}\" is not a port number (1-65535) or *"
+                ));
+            }
+            Ok(n) => (Some(n), false),
+        },
     };
-    if host.is_empty() {
-        return Err(format!("\"{entry}\": the host is empty"));
-    }
-    let wildcard_ok = host == "*" || host.strip_prefix("*.").is_some_and(|s| !s.contains('*'));
-    if host.contains('*') && !wildcard_ok {
-        return Err(format!(
-            "\"{entry}\": '*' may only be the whole host (\"https://*\") or its first label (\"https://*.example.com\")"
-        ));
-    }
     Ok(AllowedOrigin {
         scheme,
-        host: host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase(),
+        host: host.to_ascii_lowercase(),
         port,
         any_port,
     })
+}
+
+/// `host[:port]` or `[ipv6][:port]`: the host (without brackets) and the
+/// port text, if any.
+fn split_host_port(rest: &str) -> Result<(&str, Option<&str>), String> {
+    if let Some(bracketed) = rest.strip_prefix('[') {
+        let (ip, after) = bracketed
+            .split_once(']')
+            .ok_or("an IPv6 address needs its closing ']'")?;
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("\"[{ip}]\" is not an IPv6 address"));
+        }
+        return match after {
+            "" => Ok((ip, None)),
+            _ => match after.strip_prefix(':') {
+                Some(port) => Ok((ip, Some(port))),
+                None => Err(format!("unexpected \"{after}\" after the IPv6 address")),
+            },
+        };
+    }
+    match rest.split_once(':') {
+        None => Ok((rest, None)),
+        Some((host, port)) if !port.contains(':') => Ok((host, Some(port))),
+        Some(_) => Err("write an IPv6 address in brackets, e.g. https://[::1]:8443".into()),
+    }
+}
+
+/// What is wrong with an allow-list host (a name, `*`, `*.suffix` or an IP
+/// address), if anything: one that can never match a request is refused.
+fn host_problem(host: &str) -> Option<String> {
+    if host.is_empty() {
+        return Some("the host is empty".into());
+    }
+    if host == "*" || host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    if name.contains('*') {
+        return Some(
+            "'*' may only be the whole host (\"https://*\") or its first label (\"https://*.example.com\")".into(),
+        );
+    }
+    if let Some(bare) = name.strip_suffix('.') {
+        return Some(format!(
+            "drop the trailing dot (write \"{}\"): requests are matched without it",
+            host.strip_suffix('.').unwrap_or(bare)
+        ));
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Some(format!(
+            "\"{host}\" is not a host name (letters, digits, '-', '_' and dots; no empty label, labels of at most 63) or an IP address"
+        ));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -162,5 +216,42 @@ mod tests {
         }
         assert!(parse_allowed_origin("https://*.a.example:*").is_ok());
         assert!(parse_allowed_origin("*://*:8443").is_ok());
+    }
+
+    #[test]
+    fn ipv6_origins_and_hosts_that_could_never_match() {
+        // Before: "https://[::1]" failed with 'port "1]" is not a number',
+        // and the entries below were accepted and matched nothing.
+        for (entry, port) in [
+            ("https://[::1]", None),
+            ("https://[2001:db8::1]:8443", Some(8443)),
+            ("*://[::1]:*", None),
+        ] {
+            let o = parse_allowed_origin(entry).unwrap_or_else(|e| panic!("{entry}: {e}"));
+            assert_eq!(o.port, port, "{entry}");
+        }
+        assert!(
+            parse_allowed_origin("https://[::1]")
+                .unwrap()
+                .allows("https", "::1", 443)
+        );
+        for (entry, says) in [
+            ("https://example.com.", "drop the trailing dot"),
+            ("https://exa mple.com", "is not a host name"),
+            ("https://example.com?x=1", "is not a host name"),
+            ("https://example.com#f", "is not a host name"),
+            ("https://[::1", "closing ']'"),
+            ("https://::1", "in brackets"),
+            ("https://%2a.example.com", "is not a host name"),
+            ("https://*.", "is not a host name"),
+            ("https://.example.com", "is not a host name"),
+            ("https://example..com", "is not a host name"),
+            ("https://example.com:0", "is not a port number"),
+            ("https://[fe80::zz]", "is not an IPv6 address"),
+        ] {
+            let err = parse_allowed_origin(entry).expect_err(entry);
+            assert!(err.contains(says), "{entry}: {err}");
+        }
+        assert!(parse_allowed_origin("http://my_service:8080").is_ok());
     }
 }
