@@ -138,4 +138,16 @@ fn sigil_new_refuses_a_duplicate_worker_and_an_invalid_manifest() {
         broken
     );
     assert!(!d.join("other").exists());
+    // A valid manifest whose workers are an inline array: appending a
+    // [[workers]] table would break it (before: "added", then invalid).
+    let inline = "workers = []\n\n[server]\nhttp = \"127.0.0.1:8080\"\n";
+    std::fs::write(d.join("sigil.toml"), inline).unwrap();
+    let (ok, out) = run(&["new", "zz", "--lang", "js"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("would leave it invalid"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("sigil.toml")).unwrap(),
+        inline
+    );
+    assert!(!d.join("zz").exists());
 }

@@ -63,17 +63,27 @@ fn refusal(req: &Request<Incoming>, loopback: bool) -> Option<String> {
     ))
 }
 
-/// `localhost`, a 127/8 address or `[::1]`, with or without a port.
+/// `localhost`, a 127/8 address or `[::1]`, with or without a port (and
+/// nothing else around them).
 fn is_loopback_host(host: &str) -> bool {
+    let port_ok = |port: &str| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
     let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, "")) => ip,
+            Some((ip, after)) if after.strip_prefix(':').is_some_and(port_ok) => ip,
+            _ => return false,
+        },
+        None => match host.split_once(':') {
+            None => host,
+            Some((name, port)) if port_ok(port) => name,
+            Some(_) => return false,
+        },
     };
     let name = name.strip_suffix('.').unwrap_or(name);
     name.eq_ignore_ascii_case("localhost")
         || name
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 async fn handle(
@@ -128,7 +138,7 @@ async fn handle(
 pub async fn run(listener: TcpListener, runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
     let loopback = listener
         .local_addr()
-        .is_ok_and(|addr| addr.ip().is_loopback());
+        .is_ok_and(|addr| addr.ip().to_canonical().is_loopback());
     let mut acceptor = Acceptor::new(listener, Listener::admin);
     loop {
         tokio::select! {
@@ -161,6 +171,7 @@ mod tests {
             "localhost.:9090",
             "[::1]",
             "[::1]:9090",
+            "[::ffff:127.0.0.1]:9090",
         ] {
             assert!(is_loopback_host(host), "{host}");
         }
@@ -171,6 +182,10 @@ mod tests {
             "10.0.0.1:9090",
             "[::2]:9090",
             "",
+            "[::1]evil.example",
+            "[::1].evil.example:80",
+            "localhost:evil.example",
+            "localhost:",
         ] {
             assert!(!is_loopback_host(host), "{host}");
         }

@@ -111,12 +111,6 @@ pub fn run(name: &str, lang: NewLang, config: &Path) -> anyhow::Result<()> {
         );
     }
     let (files, module, build) = starter(name, lang);
-    for (file, text) in files {
-        let path = dir.join(file);
-        std::fs::create_dir_all(path.parent().unwrap_or(&dir))?;
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        progress(&format!("wrote {}", path.display()));
-    }
     let mut manifest =
         existing.unwrap_or_else(|| "[server]\nhttp = \"127.0.0.1:8080\"\n".to_string());
     if !manifest.ends_with('\n') {
@@ -126,6 +120,20 @@ pub fn run(name: &str, lang: NewLang, config: &Path) -> anyhow::Result<()> {
         "\n[[workers]]\nname = \"{name}\"\nmodule = \"{module}\"\nbuild = {build}\n\n\
          [[routes]]\nhost = \"{name}.localhost\"\nworker = \"{name}\"\n"
     ));
+    // What is appended must leave a manifest that still loads (a manifest
+    // that declares `workers = [...]` inline cannot take a `[[workers]]`).
+    if let Err(errors) = sigil_runtime::config::parse(config, &manifest) {
+        bail!(
+            "{errors}\nadding worker \"{name}\" to {} as [[workers]] and [[routes]] tables would leave it invalid (does it declare workers or routes as inline arrays?); add the worker by hand",
+            config.display()
+        );
+    }
+    for (file, text) in files {
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().unwrap_or(&dir))?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        progress(&format!("wrote {}", path.display()));
+    }
     std::fs::write(config, manifest)
         .with_context(|| format!("cannot write {}", config.display()))?;
     progress(&format!("added worker \"{name}\" to {}", config.display()));

@@ -282,7 +282,7 @@ fn warn_if_admin_is_exposed(findings: &mut Findings<'_>) {
     let Some(addr) = admin.and_then(|a| a.parse::<std::net::SocketAddr>().ok()) else {
         return;
     };
-    if !addr.ip().is_loopback() {
+    if !addr.ip().to_canonical().is_loopback() {
         findings.warn(
             "server.admin",
             format_args!(
