@@ -241,3 +241,46 @@ async fn the_admin_listener_refuses_what_web_pages_send() {
             .contains("not a loopback name")
     );
 }
+
+/// An identity CA that expires while Sigil runs: renewal fails once, says
+/// the CA expired, and is tried again 30 s later. Before, the failure was
+/// logged at every renewal tick (twice a second per worker) and said only
+/// "certificate expired".
+#[tokio::test(flavor = "multi_thread")]
+async fn an_identity_ca_that_expires_while_serving_is_reported_once_not_every_tick() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let now = time::OffsetDateTime::now_utc();
+    let ca = sigil_pki::CertificateAuthority::generate_with_validity(
+        "Brief Identity CA",
+        now - time::Duration::hours(1),
+        now + time::Duration::seconds(4),
+    )
+    .unwrap();
+    std::fs::write(d.join("id-ca.pem"), ca.cert_pem()).unwrap();
+    std::fs::write(d.join("id-ca.key"), ca.key_pem()).unwrap();
+    let identity = format!(
+        "[identity]\ntrust_domain = \"sigil.test\"\nca_cert = \"{}\"\nca_key = \"{}\"\nttl_secs = 2\n",
+        d.join("id-ca.pem").display(),
+        d.join("id-ca.key").display()
+    );
+    let sigil = Sigil::start(d, &hello_manifest("127.0.0.1:0", &identity));
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let logs = sigil.logs();
+    let failures: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("identity renewal failed"))
+        .collect();
+    assert!(!failures.is_empty(), "no renewal failed:\n{logs}");
+    assert!(
+        failures.len() <= 2,
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        failures[0].contains("the CA expired at") && failures[0].contains("next try in 30 s"),
+        "{}",
+        failures[0]
+    );
+}

@@ -349,7 +349,7 @@ impl CertificateAuthority {
     /// no later than the CA does; a CA that has expired issues nothing.
     pub fn issue(&self, req: &IssueRequest) -> Result<IssuedCertificate, CertError> {
         let what = req.common_name.as_str();
-        if self.not_after <= req.not_before {
+        if self.not_after <= OffsetDateTime::now_utc() {
             return Err(CertError::invalid(
                 what,
                 format!(

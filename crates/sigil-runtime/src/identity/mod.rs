@@ -73,6 +73,9 @@ pub fn issue(
     }))
 }
 
+/// How long after a failed renewal it is tried again.
+pub const RENEWAL_RETRY_SECS: i64 = 30;
+
 /// Renew the identities of `generation` that reached their renewal time.
 pub fn renew_due(generation: &Generation) {
     let Some(issuer) = &generation.issuer else {
@@ -105,7 +108,17 @@ pub fn renew_due(generation: &Generation) {
                     .inc();
                 tracing::debug!(worker = %entry.worker, "identity renewed");
             }
-            Err(e) => tracing::error!(worker = %entry.worker, "identity renewal failed: {e}"),
+            Err(e) => {
+                // Tried again later, not at every tick: a CA that expired
+                // while Sigil runs would otherwise fill the log.
+                entry
+                    .renew_at
+                    .store(now + RENEWAL_RETRY_SECS, Ordering::Relaxed);
+                tracing::error!(
+                    worker = %entry.worker,
+                    "identity renewal failed (next try in {RENEWAL_RETRY_SECS} s): {e}"
+                );
+            }
         }
     }
 }
