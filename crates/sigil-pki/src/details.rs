@@ -52,6 +52,21 @@ pub struct CertificateDetails {
 }
 
 impl CertificateDetails {
+    /// How the certificate is outside its validity at `now` ("expired at
+    /// <time>" or "is not valid until <time>"), or `None` within it.
+    pub fn out_of_date(&self, now: i64) -> Option<String> {
+        if now > self.not_after {
+            Some(format!("expired at {}", format_rfc3339(self.not_after)))
+        } else if now < self.not_before {
+            Some(format!(
+                "is not valid until {}",
+                format_rfc3339(self.not_before)
+            ))
+        } else {
+            None
+        }
+    }
+
     /// Reads the details of a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, CertError> {
         let (_, cert) =

@@ -119,24 +119,6 @@ fn policy_key(h: &HostnameSection) -> String {
     fingerprint(&settings, &policy_files(h))
 }
 
-/// How a CA certificate is outside its validity today, if it is.
-fn out_of_date(d: &CertificateDetails) -> Option<String> {
-    let now = sigil_pki::unix_now();
-    if now > d.not_after {
-        Some(format!(
-            "expired at {}",
-            sigil_pki::format_rfc3339(d.not_after)
-        ))
-    } else if now < d.not_before {
-        Some(format!(
-            "is not valid until {}",
-            sigil_pki::format_rfc3339(d.not_before)
-        ))
-    } else {
-        None
-    }
-}
-
 /// The client CAs of a hostname, each checked to be a CA certificate.
 fn load_client_cas(
     h: &HostnameSection,
@@ -153,7 +135,7 @@ fn load_client_cas(
         for (i, der) in certs.into_iter().enumerate() {
             match CertificateDetails::from_der(der.as_ref()) {
                 Ok(d) if d.is_ca => {
-                    if let Some(when) = out_of_date(&d) {
+                    if let Some(when) = d.out_of_date(sigil_pki::unix_now()) {
                         findings.warn(
                             item,
                             format_args!(

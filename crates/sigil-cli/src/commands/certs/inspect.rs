@@ -129,18 +129,7 @@ fn anchor_out_of_date(
             anchors.push(d);
         }
     }
-    let out_of_date = |d: &CertificateDetails| {
-        if now > d.not_after {
-            Some(format!("expired at {}", format_rfc3339(d.not_after)))
-        } else if now < d.not_before {
-            Some(format!(
-                "is not valid until {}",
-                format_rfc3339(d.not_before)
-            ))
-        } else {
-            None
-        }
-    };
+    let out_of_date = |d: &CertificateDetails| d.out_of_date(now);
     if anchors.iter().any(|d| out_of_date(d).is_none()) {
         return Ok(None);
     }
