@@ -104,3 +104,85 @@ async fn a_wildcard_does_not_open_internal_networks_or_the_admin_listener() {
     .await;
     assert!(body.starts_with("err"), "{body}");
 }
+
+/// `*` beside an explicit entry, in one worker or in another worker bound to
+/// the same certificate, opens nothing internal: what an explicit entry
+/// opens is decided per request, by the entry that allowed it. Before, a
+/// pool resolved every name any of its workers named explicitly, for any
+/// port and any request, so `*` reached the admin listener and every port
+/// of `localhost` (found by an outside attack).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_explicit_entry_opens_only_its_own_origin_for_its_own_worker() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let ca = Ca::new(d, "ca");
+    let srv = ca.server("origin", &["localhost"]);
+    let client = ca.client("shared", "shared");
+    let origin = Origin::start(&srv.cert, &srv.key, &[&ca.cert], false).await;
+    let port = origin.addr.port();
+    let worker = |name: &str, allowed: &str| {
+        format!(
+            "[[workers]]\nname = \"{name}\"\nmodule = \"{}\"\nallowed_outbound_hosts = [{allowed}]\n[[workers.mtls_certificates]]\nbinding = \"X\"\ncertificate = \"shared\"\n\n[[routes]]\nhost = \"{name}.local\"\nworker = \"{name}\"\n\n",
+            module("probe")
+        )
+    };
+    let manifest = format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nreload_poll_secs = 0\nmodule_cache = \"{}\"\n\n[outbound]\nca = [\"{}\"]\n\n[[certificates]]\nname = \"shared\"\ncert = \"{}\"\nkey = \"{}\"\n\n{}{}",
+        module_cache(),
+        ca.cert_s(),
+        client.cert_s(),
+        client.key_s(),
+        worker("mixed", &format!("\"https://localhost:{port}\", \"*\"")),
+        worker("star", "\"*\""),
+    );
+    let sigil = Sigil::start(d, &manifest);
+    let admin = sigil.admin.unwrap();
+    let fetch_as = |worker: &'static str, url: String, binding: &'static str| {
+        let host = format!("{worker}.local");
+        let addr = sigil.http.unwrap();
+        async move {
+            reqwest::Client::builder()
+                .resolve(&host, addr)
+                .build()
+                .unwrap()
+                .get(format!("http://{host}:{}/fetch", addr.port()))
+                .header("x-fetch-url", url)
+                .header("x-fetch-binding", binding)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    // The explicit origin itself still works, with or without the binding.
+    for binding in ["none", "X"] {
+        let body = fetch_as("mixed", format!("https://localhost:{port}/x"), binding).await;
+        assert!(body.starts_with("ok 200"), "{binding}: {body}");
+    }
+    // One worker: `*` does not stretch its explicit localhost:<port> to other
+    // ports of localhost, the admin listener's among them.
+    for binding in ["none", "X"] {
+        let body = fetch_as(
+            "mixed",
+            format!("http://localhost:{}/healthz", admin.port()),
+            binding,
+        )
+        .await;
+        assert!(body.starts_with("err"), "mixed, {binding}: {body}");
+        assert!(!body.contains("ok: "), "reached the admin listener: {body}");
+    }
+    // Another worker bound to the same certificate gets nothing internal
+    // from the first worker's explicit entry.
+    for url in [
+        format!("http://localhost:{}/reload", admin.port()),
+        format!("https://localhost:{port}/x"),
+    ] {
+        let body = fetch_as("star", url.clone(), "X").await;
+        assert!(
+            body.contains("resolves only to internal addresses"),
+            "star via the shared certificate, {url}: {body}"
+        );
+    }
+}

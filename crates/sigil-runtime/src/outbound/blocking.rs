@@ -5,9 +5,12 @@
 //! `blocked_networks` is the model.
 //!
 //! IP literals are checked per request ([`internal_kind`]); names are
-//! checked where they are resolved, by each pool's [`GuardedResolver`],
-//! which lets a name resolve to internal addresses only when it is one of
-//! the names explicitly allowed by the workers using that pool.
+//! checked where they are resolved, by a [`GuardedResolver`]. Each pool has
+//! two clients: a request that an explicit entry of its own worker allowed
+//! (that entry's scheme, host and port) goes through the one whose resolver
+//! lets the pool's explicitly named hosts resolve to internal addresses;
+//! every other request (allowed by `*` or `*.suffix`) goes through the one
+//! that resolves to public addresses only.
 
 use arc_swap::ArcSwap;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};

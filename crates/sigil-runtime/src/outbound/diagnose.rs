@@ -50,7 +50,12 @@ fn admitted(origin: &str) -> bool {
 /// current certificate with no session resumption (a resumed session would
 /// carry the identity of an older handshake) — complete the handshake, and
 /// return the TLS error the origin answers with, if any.
-pub async fn tls_verdict(pool: &ClientPool, host: &str, port: u16) -> Option<rustls::Error> {
+pub async fn tls_verdict(
+    pool: &ClientPool,
+    host: &str,
+    port: u16,
+    trusted: bool,
+) -> Option<rustls::Error> {
     if !admitted(&format!("{}@{host}:{port}", pool.label)) {
         return None;
     }
@@ -60,7 +65,7 @@ pub async fn tls_verdict(pool: &ClientPool, host: &str, port: u16) -> Option<rus
     let connect = async {
         let addrs = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => pool.resolver().lookup(host, port).await.ok()?,
+            Err(_) => pool.resolver(trusted).lookup(host, port).await.ok()?,
         };
         let tcp = TcpStream::connect(&addrs[..]).await.ok()?;
         Some(

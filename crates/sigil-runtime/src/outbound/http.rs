@@ -93,7 +93,7 @@ impl Job {
         let (parts, body) = self.request.into_parts();
         let mut builder = t
             .pool
-            .http()
+            .http(t.trusted)
             .request(parts.method, t.url.clone())
             .headers(self.headers.clone())
             .timeout(self.timeout);
@@ -143,7 +143,7 @@ async fn failure(t: &Target, timeouts: Timeouts, e: &reqwest::Error) -> FetchErr
     let error = classify(e, &t.binding, &t.origin, timeouts);
     if t.url.scheme() == "https"
         && matches!(error, FetchError::Other { .. })
-        && let Some(tls) = super::diagnose::tls_verdict(&t.pool, &t.host, t.port).await
+        && let Some(tls) = super::diagnose::tls_verdict(&t.pool, &t.host, t.port, t.trusted).await
     {
         return classify_tls(&tls, t.binding.clone(), t.origin.clone());
     }

@@ -45,15 +45,37 @@ pub struct ClientPool {
     pub label: Arc<str>,
     /// The certificate presented at each handshake, if any.
     pub client_cert: Option<Arc<RotatingCert>>,
+    /// Connections for requests an explicit `allowed_outbound_hosts` entry
+    /// let through: their names may resolve to internal addresses.
     client: ArcSwap<reqwest::Client>,
+    /// Connections for every other request (allowed by `*` or `*.suffix`):
+    /// names resolve to public addresses only. The same client as `client`
+    /// when no worker of this pool names a host explicitly.
+    guarded: ArcSwap<reqwest::Client>,
     /// The certificate version the current client was built for.
     built_for: AtomicU64,
     rebuild: Mutex<()>,
     pub(super) tls: Arc<rustls::ClientConfig>,
     settings: OutboundSettings,
     /// Host names the workers using this pool name explicitly: the only
-    /// names it resolves to internal addresses.
+    /// names `client` resolves to internal addresses.
     explicit: Arc<HashSet<String>>,
+}
+
+/// The trusted and the guarded client of a pool (one client, shared, when
+/// `explicit` is empty).
+fn http_clients(
+    tls: &rustls::ClientConfig,
+    settings: &OutboundSettings,
+    explicit: &Arc<HashSet<String>>,
+) -> anyhow::Result<(Arc<reqwest::Client>, Arc<reqwest::Client>)> {
+    let trusted = Arc::new(http_client(tls, settings, explicit)?);
+    let guarded = if explicit.is_empty() {
+        trusted.clone()
+    } else {
+        Arc::new(http_client(tls, settings, &Arc::default())?)
+    };
+    Ok((trusted, guarded))
 }
 
 fn http_client(
@@ -82,12 +104,13 @@ impl ClientPool {
         explicit: Arc<HashSet<String>>,
     ) -> anyhow::Result<Self> {
         let config = tls::client_config(roots, client_cert.clone())?;
-        let client = http_client(&config, settings, &explicit)?;
+        let (client, guarded) = http_clients(&config, settings, &explicit)?;
         let built_for = client_cert.as_ref().map_or(0, |c| c.version());
         Ok(ClientPool {
             label: label.into(),
             client_cert,
-            client: ArcSwap::from_pointee(client),
+            client: ArcSwap::new(client),
+            guarded: ArcSwap::new(guarded),
             built_for: AtomicU64::new(built_for),
             rebuild: Mutex::new(()),
             tls: Arc::new(config),
@@ -96,9 +119,14 @@ impl ClientPool {
         })
     }
 
-    /// The resolver this pool's connections use.
-    pub fn resolver(&self) -> GuardedResolver {
-        GuardedResolver::new(self.explicit.clone())
+    /// The resolver of this pool's connections for a request that an
+    /// explicit entry let through (`trusted`) or not.
+    pub fn resolver(&self, trusted: bool) -> GuardedResolver {
+        if trusted {
+            GuardedResolver::new(self.explicit.clone())
+        } else {
+            GuardedResolver::new(Arc::default())
+        }
     }
 
     /// How long establishing a connection may take.
@@ -106,14 +134,20 @@ impl ClientPool {
         self.settings.connect_timeout
     }
 
-    /// The connection pool for the current certificate.
-    pub(crate) fn http(&self) -> Arc<reqwest::Client> {
+    /// The connection pool for the current certificate, for a request an
+    /// explicit `allowed_outbound_hosts` entry let through (`trusted`: its
+    /// host may resolve to internal addresses) or not.
+    pub(crate) fn http(&self, trusted: bool) -> Arc<reqwest::Client> {
         if let Some(cert) = &self.client_cert
             && cert.version() != self.built_for.load(Ordering::Acquire)
         {
             self.retire(cert);
         }
-        self.client.load_full()
+        if trusted {
+            self.client.load_full()
+        } else {
+            self.guarded.load_full()
+        }
     }
 
     /// Replace the client after a certificate change (once per change).
@@ -125,9 +159,10 @@ impl ClientPool {
         }
         let mut tls = (*self.tls).clone();
         tls.resumption = rustls::client::Resumption::in_memory_sessions(256);
-        match http_client(&tls, &self.settings, &self.explicit) {
-            Ok(fresh) => {
-                self.client.store(Arc::new(fresh));
+        match http_clients(&tls, &self.settings, &self.explicit) {
+            Ok((fresh, guarded)) => {
+                self.client.store(fresh);
+                self.guarded.store(guarded);
                 self.built_for.store(version, Ordering::Release);
             }
             Err(e) => {

@@ -14,6 +14,8 @@ use std::time::Duration;
 pub(super) struct Job {
     pub host: String,
     pub port: u16,
+    /// Whether an explicit entry allowed the destination (see `Target`).
+    pub trusted: bool,
     pub url: reqwest::Url,
     pub origin: String,
     pub binding: Option<String>,
@@ -92,7 +94,7 @@ pub(super) fn add_runtime_headers(
 pub(super) async fn send(pool: Arc<ClientPool>, mut job: Job) -> Fetched {
     let is_https = job.url.scheme() == "https";
     let sent = pool
-        .http()
+        .http(job.trusted)
         .request(job.method.clone(), job.url.clone())
         .headers(std::mem::take(&mut job.headers))
         .body(std::mem::take(&mut job.body))
@@ -105,7 +107,8 @@ pub(super) async fn send(pool: Arc<ClientPool>, mut job: Job) -> Fetched {
             let mut error = classify(&e, &job.binding, &job.origin, job.timeouts(&pool));
             if is_https
                 && matches!(error, FetchError::Other { .. })
-                && let Some(tls) = super::diagnose::tls_verdict(&pool, &job.host, job.port).await
+                && let Some(tls) =
+                    super::diagnose::tls_verdict(&pool, &job.host, job.port, job.trusted).await
             {
                 error = classify_tls(&tls, job.binding.clone(), job.origin.clone());
             }

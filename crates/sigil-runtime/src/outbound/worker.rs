@@ -60,7 +60,7 @@ impl WorkerOutbound {
     /// origin, never the admin listener, and an internal address only when
     /// an entry names it explicitly. (Names that resolve to internal
     /// addresses are refused by the pool's resolver.)
-    fn check_destination(&self, scheme: &str, host: &str, port: u16) -> Result<(), FetchError> {
+    fn check_destination(&self, scheme: &str, host: &str, port: u16) -> Result<bool, FetchError> {
         let not_allowed = || FetchError::HostNotAllowed {
             origin: format!("{scheme}://{host}:{port}"),
         };
@@ -93,7 +93,7 @@ impl WorkerOutbound {
         }
         match ip.and_then(blocking::internal_kind) {
             Some(_) if !explicit => Err(not_allowed()),
-            _ => Ok(()),
+            _ => Ok(explicit),
         }
     }
 
@@ -109,6 +109,7 @@ impl WorkerOutbound {
             origin,
             binding,
             pool,
+            trusted,
         } = self.target(request.request.url, &request.client_cert)?;
         let remaining = call.deadline.saturating_duration_since(Instant::now());
         let timeout = request
@@ -120,6 +121,7 @@ impl WorkerOutbound {
         let job = send::Job {
             host,
             port,
+            trusted,
             url,
             origin,
             binding,
@@ -162,6 +164,10 @@ pub(super) struct Target {
     pub(super) origin: String,
     pub(super) binding: Option<String>,
     pub(super) pool: Arc<ClientPool>,
+    /// Whether an explicit `allowed_outbound_hosts` entry let it through:
+    /// only then may its host name resolve to an internal address (decided
+    /// per request, not by the names any worker of the pool allows).
+    pub(super) trusted: bool,
 }
 
 impl WorkerOutbound {
@@ -214,7 +220,7 @@ impl WorkerOutbound {
             .trim_end_matches(']')
             .to_ascii_lowercase();
         let port = url.port_or_known_default().unwrap_or(443);
-        self.check_destination(scheme, &host, port)?;
+        let trusted = self.check_destination(scheme, &host, port)?;
         let (binding, pool) = self.resolve(choice)?;
         Ok(Target {
             origin: format!("{host}:{port}"),
@@ -223,6 +229,7 @@ impl WorkerOutbound {
             port,
             binding,
             pool,
+            trusted,
         })
     }
 }
