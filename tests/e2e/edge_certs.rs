@@ -526,10 +526,16 @@ async fn an_expired_certificate_gets_nothing_through_a_resumed_session_or_an_ope
         )
     };
     assert_eq!(expired(&after) - expired(&before), 1.0);
-    assert!(
-        s.sigil.logs().contains("refused a resumed TLS session"),
-        "no log line says why"
-    );
+    // The log is written in batches: wait for it.
+    let mut logged = false;
+    for _ in 0..50 {
+        logged = s.sigil.logs().contains("refused a resumed TLS session");
+        if logged {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(logged, "no log line says why");
 }
 
 /// An intermediate that expires while a connection it verified is open:
