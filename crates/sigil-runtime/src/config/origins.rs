@@ -40,6 +40,10 @@ impl AllowedOrigin {
             host.len() > suffix.len() + 1
                 && host.ends_with(suffix)
                 && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+        } else if self.host.contains(':') {
+            // IPv6: compared as addresses (`::ffff:127.0.0.1` is the URL
+            // parser's `::ffff:7f00:1`).
+            self.host.parse::<std::net::Ipv6Addr>().ok() == host.parse().ok()
         } else {
             self.host.eq_ignore_ascii_case(host)
         };
@@ -253,5 +257,9 @@ mod tests {
             assert!(err.contains(says), "{entry}: {err}");
         }
         assert!(parse_allowed_origin("http://my_service:8080").is_ok());
+        // Before: written one way and requested (as the URL parser spells
+        // it) another, an IPv6 entry never matched.
+        let o = parse_allowed_origin("http://[::ffff:127.0.0.1]:*").unwrap();
+        assert!(o.allows("http", "::ffff:7f00:1", 8080));
     }
 }

@@ -73,14 +73,36 @@ pub fn admin_addresses() -> &'static ArcSwap<Vec<SocketAddr>> {
 }
 
 /// Whether `ip:port` is (or may be) the admin listener: the same port on the
-/// same address, or any internal address when the listener is bound to all.
+/// same address (IPv4-mapped IPv6 included), any loopback address for a
+/// loopback listener, and any address at all for a listener bound to every
+/// interface (this machine's public addresses reach it too).
 pub fn is_admin(ip: IpAddr, port: u16) -> bool {
-    admin_addresses().load().iter().any(|admin| {
+    is_one_of(&admin_addresses().load(), ip, port)
+}
+
+/// [`is_admin`] for the listener addresses `admins`.
+fn is_one_of(admins: &[SocketAddr], ip: IpAddr, port: u16) -> bool {
+    let ip = ip.to_canonical();
+    admins.iter().any(|admin| {
+        let admin_ip = admin.ip().to_canonical();
         admin.port() == port
-            && (admin.ip() == ip
-                || (admin.ip().is_unspecified() && internal_kind(ip).is_some())
-                || (admin.ip().is_loopback() && ip.is_loopback()))
+            && (admin_ip == ip
+                || admin_ip.is_unspecified()
+                || (admin_ip.is_loopback() && ip.is_loopback()))
     })
+}
+
+/// Whether the admin listener is bound to every interface on `port`: then
+/// no name may be requested on that port either (it may resolve to one of
+/// this machine's addresses).
+pub fn admin_listens_everywhere_on(port: u16) -> bool {
+    everywhere_on(&admin_addresses().load(), port)
+}
+
+fn everywhere_on(admins: &[SocketAddr], port: u16) -> bool {
+    admins
+        .iter()
+        .any(|admin| admin.port() == port && admin.ip().to_canonical().is_unspecified())
 }
 
 /// A DNS resolver that drops internal addresses unless the name is in
@@ -141,6 +163,25 @@ impl Resolve for GuardedResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_listener_in_every_spelling() {
+        // Before: `[::ffff:127.0.0.1]` passed for a loopback listener, and a
+        // listener on 0.0.0.0 was reachable through a public address.
+        let loopback: Vec<SocketAddr> = vec!["127.0.0.1:29190".parse().unwrap()];
+        for ip in ["127.0.0.1", "127.0.0.2", "::ffff:127.0.0.1", "::1"] {
+            assert!(is_one_of(&loopback, ip.parse().unwrap(), 29190), "{ip}");
+        }
+        assert!(!is_one_of(&loopback, "192.0.2.2".parse().unwrap(), 29190));
+        assert!(!is_one_of(&loopback, "127.0.0.1".parse().unwrap(), 29191));
+        assert!(!everywhere_on(&loopback, 29190));
+        let everywhere: Vec<SocketAddr> = vec!["0.0.0.0:29190".parse().unwrap()];
+        for ip in ["192.0.2.2", "::ffff:192.0.2.2", "10.0.0.1", "127.0.0.1"] {
+            assert!(is_one_of(&everywhere, ip.parse().unwrap(), 29190), "{ip}");
+        }
+        assert!(everywhere_on(&everywhere, 29190));
+        assert!(!everywhere_on(&everywhere, 29191));
+    }
 
     #[test]
     fn internal_ranges() {
