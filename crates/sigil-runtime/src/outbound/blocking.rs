@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 pub fn internal_kind(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => v4_kind(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped().or_else(|| embedded_v4(v6)) {
             Some(v4) => v4_kind(v4),
             None => v6_kind(v6),
         },
@@ -46,6 +46,17 @@ fn v4_kind(ip: Ipv4Addr) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// The IPv4 address inside an IPv4-compatible (`::a.b.c.d`, deprecated but
+/// still routed by some stacks) or NAT64 (`64:ff9b::a.b.c.d`) address: a
+/// host with such a tunnel or translator reaches that IPv4 address.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    let compatible = s[..6] == [0; 6] && !ip.is_loopback() && !ip.is_unspecified();
+    let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    (compatible || nat64).then_some(v4)
 }
 
 fn v6_kind(ip: Ipv6Addr) -> Option<&'static str> {
@@ -197,6 +208,12 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            // Before: public. IPv4-compatible and NAT64 forms of internal
+            // IPv4 addresses.
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::169.254.169.254",
         ] {
             let ip: IpAddr = internal.parse().unwrap();
             assert!(internal_kind(ip).is_some(), "{internal}");
