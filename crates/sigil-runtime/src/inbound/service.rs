@@ -192,6 +192,42 @@ impl AccessRecord {
     }
 }
 
+/// A `431` (and close) for an HTTP/1 head over
+/// [`MAX_REQUEST_HEAD`](super::connection::MAX_REQUEST_HEAD): hyper bounds an
+/// unfinished head by its read buffer, but a whole head that arrived in one
+/// read can be larger.
+fn head_too_large<B>(req: &Request<B>) -> Option<Served> {
+    let limit = super::connection::MAX_REQUEST_HEAD;
+    if req.version() >= http::Version::HTTP_2 || head_len(req) <= limit {
+        return None;
+    }
+    let (worker, mut resp) = no_worker(
+        431,
+        format!("the request head is over {} KiB\n", limit >> 10),
+    );
+    resp.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    Some((worker, resp))
+}
+
+/// Why the connection must not serve another request: a reload changed its
+/// hostname's policy and the policy no longer accepts its client
+/// certificate, or that certificate (or its chain) has expired since.
+fn connection_refused(generation: &Generation, conn: &ConnectionInfo) -> Option<String> {
+    if !conn.accepted_by(generation.id) {
+        let name = conn.hostname.as_deref().unwrap_or_default();
+        if conn.hostname.is_some()
+            && !client_auth::still_accepted(generation.hostnames.get(name).map(|p| &**p), conn)
+        {
+            return Some(format!(
+                "the configuration of {name} changed and no longer accepts this connection's client certificate; open a new connection\n"
+            ));
+        }
+        conn.accept(generation.id);
+    }
+    client_cert_expired(conn)
+}
+
 async fn serve_inner(
     generation: Arc<Generation>,
     conn: Arc<ConnectionInfo>,
@@ -201,20 +237,8 @@ async fn serve_inner(
     if let Some(problem) = framing_problem(req.headers()) {
         return bad_request(problem);
     }
-    if req.version() < http::Version::HTTP_2 && head_len(&req) > super::connection::MAX_REQUEST_HEAD
-    {
-        // hyper bounds an unfinished head by its read buffer, but a whole
-        // head that arrived in one read can be larger.
-        let (worker, mut resp) = no_worker(
-            431,
-            format!(
-                "the request head is over {} KiB\n",
-                super::connection::MAX_REQUEST_HEAD >> 10
-            ),
-        );
-        resp.headers_mut()
-            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-        return (worker, resp);
+    if let Some(too_large) = head_too_large(&req) {
+        return too_large;
     }
     let authority = match request_authority(&req, conn.scheme) {
         Ok(a) => a,
@@ -224,19 +248,8 @@ async fn serve_inner(
     if let Err(misdirected) = check_host(&generation, &conn, &host) {
         return no_worker(421, format!("{}\n", misdirected.0));
     }
-    if !conn.accepted_by(generation.id) {
-        let name = conn.hostname.as_deref().unwrap_or_default();
-        if conn.hostname.is_some()
-            && !client_auth::still_accepted(generation.hostnames.get(name).map(|p| &**p), &conn)
-        {
-            return misdirected_close(format!(
-                "the configuration of {name} changed and no longer accepts this connection's client certificate; open a new connection\n"
-            ));
-        }
-        conn.accept(generation.id);
-    }
-    if let Some(expired) = client_cert_expired(&conn) {
-        return misdirected_close(expired);
+    if let Some(refused) = connection_refused(&generation, &conn) {
+        return misdirected_close(refused);
     }
     let path = req.uri().path().to_string();
     let Some(worker) = generation
