@@ -3,6 +3,7 @@
 //! authentication. It refuses what web pages send (CSRF), and on loopback
 //! any `Host` but a loopback name (DNS rebinding).
 
+use crate::authority::{Host, parse_authority};
 use crate::inbound::accept::Acceptor;
 use crate::state::Runtime;
 use crate::telemetry::metrics::{self, Listener, metrics};
@@ -51,39 +52,27 @@ fn refusal(req: &Request<Incoming>, loopback: bool) -> Option<String> {
     if !loopback {
         return None;
     }
-    let host = headers
-        .get(http::header::HOST)
-        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
-        .or_else(|| req.uri().host().map(str::to_string))?;
-    if is_loopback_host(&host) {
+    let host = match headers.get(http::header::HOST) {
+        Some(host) => host.as_bytes(),
+        None => req.uri().authority()?.as_str().as_bytes(),
+    };
+    if is_loopback_host(host) {
         return None;
     }
     Some(format!(
-        "Host {host:?} is not a loopback name: this admin listener answers requests for 127.0.0.1, [::1] or localhost only\n"
+        "Host {:?} is not a loopback name: this admin listener answers requests for 127.0.0.1, [::1] or localhost only\n",
+        String::from_utf8_lossy(host)
     ))
 }
 
-/// `localhost`, a 127/8 address or `[::1]`, with or without a port (and
-/// nothing else around them).
-fn is_loopback_host(host: &str) -> bool {
-    let port_ok = |port: &str| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
-    let name = match host.strip_prefix('[') {
-        Some(rest) => match rest.split_once(']') {
-            Some((ip, "")) => ip,
-            Some((ip, after)) if after.strip_prefix(':').is_some_and(port_ok) => ip,
-            _ => return false,
-        },
-        None => match host.split_once(':') {
-            None => host,
-            Some((name, port)) if port_ok(port) => name,
-            Some(_) => return false,
-        },
-    };
-    let name = name.strip_suffix('.').unwrap_or(name);
-    name.eq_ignore_ascii_case("localhost")
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.to_canonical().is_loopback())
+/// `localhost`, a 127/8 address or `[::1]`, with or without a port, read by
+/// the edge's own authority parser (case and a trailing dot normalised).
+fn is_loopback_host(host: &[u8]) -> bool {
+    match parse_authority(host).map(|a| a.host) {
+        Ok(Host::Name(name)) => name == "localhost",
+        Ok(Host::Ip(ip)) => ip.to_canonical().is_loopback(),
+        Err(_) => false,
+    }
 }
 
 async fn handle(
@@ -173,7 +162,7 @@ mod tests {
             "[::1]:9090",
             "[::ffff:127.0.0.1]:9090",
         ] {
-            assert!(is_loopback_host(host), "{host}");
+            assert!(is_loopback_host(host.as_bytes()), "{host}");
         }
         for host in [
             "evil.example",
@@ -187,7 +176,7 @@ mod tests {
             "localhost:evil.example",
             "localhost:",
         ] {
-            assert!(!is_loopback_host(host), "{host}");
+            assert!(!is_loopback_host(host.as_bytes()), "{host}");
         }
     }
 }

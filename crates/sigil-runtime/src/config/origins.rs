@@ -11,6 +11,9 @@ pub struct AllowedOrigin {
     pub port: Option<u16>,
     /// Whether any port matches (`:*`).
     pub any_port: bool,
+    /// `host` as an IPv6 address, parsed once: compared as an address
+    /// (`::ffff:127.0.0.1` is the URL parser's `::ffff:7f00:1`).
+    ipv6: Option<std::net::Ipv6Addr>,
 }
 
 impl AllowedOrigin {
@@ -40,10 +43,8 @@ impl AllowedOrigin {
             host.len() > suffix.len() + 1
                 && host.ends_with(suffix)
                 && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
-        } else if self.host.contains(':') {
-            // IPv6: compared as addresses (`::ffff:127.0.0.1` is the URL
-            // parser's `::ffff:7f00:1`).
-            self.host.parse::<std::net::Ipv6Addr>().ok() == host.parse().ok()
+        } else if let Some(ip) = self.ipv6 {
+            host.parse() == Ok(ip)
         } else {
             self.host.eq_ignore_ascii_case(host)
         };
@@ -69,6 +70,7 @@ pub fn parse_allowed_origin(entry: &str) -> Result<AllowedOrigin, String> {
             host: "*".into(),
             port: None,
             any_port: true,
+            ipv6: None,
         });
     }
     let (scheme, rest) = entry.split_once("://").ok_or_else(|| {
@@ -115,6 +117,7 @@ pub fn parse_allowed_origin(entry: &str) -> Result<AllowedOrigin, String> {
         host: host.to_ascii_lowercase(),
         port,
         any_port,
+        ipv6: host.parse().ok(),
     })
 }
 

@@ -103,17 +103,19 @@ fn is_one_of(admins: &[SocketAddr], ip: IpAddr, port: u16) -> bool {
     })
 }
 
-/// Whether the admin listener is bound to every interface on `port`: then
-/// no name may be requested on that port either (it may resolve to one of
-/// this machine's addresses).
-pub fn admin_listens_everywhere_on(port: u16) -> bool {
-    everywhere_on(&admin_addresses().load(), port)
+/// Whether a request to a host *name* on `port` may reach the admin
+/// listener: an `explicit` request's name may resolve to any address,
+/// internal ones included; any other resolves to public addresses only,
+/// which reach the listener when it is bound to every interface.
+pub fn name_may_be_admin(port: u16, explicit: bool) -> bool {
+    name_may_reach(&admin_addresses().load(), port, explicit)
 }
 
-fn everywhere_on(admins: &[SocketAddr], port: u16) -> bool {
-    admins
-        .iter()
-        .any(|admin| admin.port() == port && admin.ip().to_canonical().is_unspecified())
+/// [`name_may_be_admin`] for the listener addresses `admins`.
+fn name_may_reach(admins: &[SocketAddr], port: u16, explicit: bool) -> bool {
+    admins.iter().any(|admin| {
+        admin.port() == port && (explicit || admin.ip().to_canonical().is_unspecified())
+    })
 }
 
 /// A DNS resolver that drops internal addresses unless the name is in
@@ -185,13 +187,13 @@ mod tests {
         }
         assert!(!is_one_of(&loopback, "192.0.2.2".parse().unwrap(), 29190));
         assert!(!is_one_of(&loopback, "127.0.0.1".parse().unwrap(), 29191));
-        assert!(!everywhere_on(&loopback, 29190));
+        assert!(!name_may_reach(&loopback, 29190, false));
         let everywhere: Vec<SocketAddr> = vec!["0.0.0.0:29190".parse().unwrap()];
         for ip in ["192.0.2.2", "::ffff:192.0.2.2", "10.0.0.1", "127.0.0.1"] {
             assert!(is_one_of(&everywhere, ip.parse().unwrap(), 29190), "{ip}");
         }
-        assert!(everywhere_on(&everywhere, 29190));
-        assert!(!everywhere_on(&everywhere, 29191));
+        assert!(name_may_reach(&everywhere, 29190, false));
+        assert!(!name_may_reach(&everywhere, 29191, false));
     }
 
     #[test]

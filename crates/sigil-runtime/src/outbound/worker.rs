@@ -75,17 +75,7 @@ impl WorkerOutbound {
         let ip = host.parse::<std::net::IpAddr>().ok();
         let admin = match ip {
             Some(ip) => blocking::is_admin(ip, port),
-            // An explicitly allowed name may resolve to the admin listener;
-            // any name may when it listens on every interface (a public
-            // address of this machine reaches it).
-            None => {
-                blocking::admin_listens_everywhere_on(port)
-                    || (explicit
-                        && blocking::admin_addresses()
-                            .load()
-                            .iter()
-                            .any(|a| a.port() == port))
-            }
+            None => blocking::name_may_be_admin(port, explicit),
         };
         if admin {
             return Err(FetchError::ConnectFailed {

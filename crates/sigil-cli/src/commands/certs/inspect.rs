@@ -129,12 +129,11 @@ fn anchor_out_of_date(
             anchors.push(d);
         }
     }
-    let out_of_date = |d: &CertificateDetails| d.out_of_date(now);
-    if anchors.iter().any(|d| out_of_date(d).is_none()) {
+    if anchors.iter().any(|d| d.out_of_date(now).is_none()) {
         return Ok(None);
     }
     Ok(anchors.first().and_then(|d| {
-        let why = out_of_date(d)?;
+        let why = d.out_of_date(now)?;
         Some(format!(
             "the CA certificate {} in {} {why}; OpenSSL, nginx and Python refuse the chain \
              (\"certificate has expired\" or \"is not yet valid\" at the CA); renew the CA",
