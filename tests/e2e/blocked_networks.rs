@@ -9,8 +9,13 @@ use crate::support::sigil::Sigil;
 use crate::support::{module, module_cache, temp_dir};
 
 /// What `worker`'s probe (routed by host `<worker>.local`) reports for one
-/// subrequest to `url`.
+/// subrequest to `url`, sent without a client certificate.
 async fn fetch(sigil: &Sigil, worker: &str, url: &str) -> String {
+    fetch_with(sigil, worker, url, "none").await
+}
+
+/// [`fetch`] presenting the worker's `binding` (or `none`).
+async fn fetch_with(sigil: &Sigil, worker: &str, url: &str, binding: &str) -> String {
     let host = format!("{worker}.local");
     let addr = sigil.http.unwrap();
     reqwest::Client::builder()
@@ -19,7 +24,7 @@ async fn fetch(sigil: &Sigil, worker: &str, url: &str) -> String {
         .unwrap()
         .get(format!("http://{host}:{}/fetch", addr.port()))
         .header("x-fetch-url", url)
-        .header("x-fetch-binding", "none")
+        .header("x-fetch-binding", binding)
         .send()
         .await
         .unwrap()
@@ -137,36 +142,24 @@ async fn an_explicit_entry_opens_only_its_own_origin_for_its_own_worker() {
     );
     let sigil = Sigil::start(d, &manifest);
     let admin = sigil.admin.unwrap();
-    let fetch_as = |worker: &'static str, url: String, binding: &'static str| {
-        let host = format!("{worker}.local");
-        let addr = sigil.http.unwrap();
-        async move {
-            reqwest::Client::builder()
-                .resolve(&host, addr)
-                .build()
-                .unwrap()
-                .get(format!("http://{host}:{}/fetch", addr.port()))
-                .header("x-fetch-url", url)
-                .header("x-fetch-binding", binding)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
-    };
     // The explicit origin itself still works, with or without the binding.
     for binding in ["none", "X"] {
-        let body = fetch_as("mixed", format!("https://localhost:{port}/x"), binding).await;
+        let body = fetch_with(
+            &sigil,
+            "mixed",
+            &format!("https://localhost:{port}/x"),
+            binding,
+        )
+        .await;
         assert!(body.starts_with("ok 200"), "{binding}: {body}");
     }
     // One worker: `*` does not stretch its explicit localhost:<port> to other
     // ports of localhost, the admin listener's among them.
     for binding in ["none", "X"] {
-        let body = fetch_as(
+        let body = fetch_with(
+            &sigil,
             "mixed",
-            format!("http://localhost:{}/healthz", admin.port()),
+            &format!("http://localhost:{}/healthz", admin.port()),
             binding,
         )
         .await;
@@ -179,7 +172,7 @@ async fn an_explicit_entry_opens_only_its_own_origin_for_its_own_worker() {
         format!("http://localhost:{}/reload", admin.port()),
         format!("https://localhost:{port}/x"),
     ] {
-        let body = fetch_as("star", url.clone(), "X").await;
+        let body = fetch_with(&sigil, "star", &url, "X").await;
         assert!(
             body.contains("resolves only to internal addresses"),
             "star via the shared certificate, {url}: {body}"

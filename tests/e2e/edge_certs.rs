@@ -372,6 +372,14 @@ async fn send(
     sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
     host: &str,
 ) -> Result<u16, String> {
+    send_reading(sender, host).await.map(|(status, _)| status)
+}
+
+/// Send one request on an open HTTP/1.1 connection; its status and body.
+async fn send_reading(
+    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    host: &str,
+) -> Result<(u16, String), String> {
     let req = http::Request::get("/auth")
         .header("host", host)
         .body(Empty::<Bytes>::new())
@@ -379,8 +387,27 @@ async fn send(
     sender.ready().await.map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
-    let _ = resp.into_body().collect().await;
-    Ok(status)
+    // A body that fails after the status still counts as answered.
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// An HTTP/1.1 connection over `stream`, driven in the background.
+async fn http1<S>(stream: S) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -391,11 +418,7 @@ async fn a_reload_that_revokes_a_device_stops_its_open_connections() {
     let stream = tls_connect(s.sigil.https.unwrap(), Some("pay.alpha.example"), config)
         .await
         .unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = http1(stream).await;
     assert_eq!(send(&mut sender, "pay.alpha.example").await, Ok(200));
     // Revoke the device in alpha's CRL and reload.
     s.alpha_ca.crl(
@@ -456,11 +479,7 @@ async fn an_expired_certificate_gets_nothing_through_a_resumed_session_or_an_ope
     let stream = tls_connect(addr, Some("pay.alpha.example"), config.clone())
         .await
         .unwrap();
-    let (mut kept, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut kept = http1(stream).await;
     assert_eq!(send(&mut kept, "pay.alpha.example").await, Ok(200));
     // A second connection while valid: resumed, and served.
     let resumed = tls_connect(addr, Some("pay.alpha.example"), config.clone())
@@ -471,11 +490,7 @@ async fn an_expired_certificate_gets_nothing_through_a_resumed_session_or_an_ope
         Some(rustls::HandshakeKind::Resumed),
         "the client did not resume, so this test would not test resumption"
     );
-    let (mut early, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(resumed))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut early = http1(resumed).await;
     assert_eq!(send(&mut early, "pay.alpha.example").await, Ok(200));
 
     // Past the certificate's notAfter (4 s, whole seconds, inclusive).
@@ -483,15 +498,7 @@ async fn an_expired_certificate_gets_nothing_through_a_resumed_session_or_an_ope
     let before = metrics(&s.sigil).await;
 
     // The open keep-alive connection: refused with a reason, and closed.
-    let req = http::Request::get("/auth")
-        .header("host", "pay.alpha.example")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    kept.ready().await.unwrap();
-    let resp = kept.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    let body = String::from_utf8_lossy(&body);
+    let (status, body) = send_reading(&mut kept, "pay.alpha.example").await.unwrap();
     assert_eq!(status, 421, "{body}");
     assert!(
         body.contains("client certificate of this connection expired at"),
@@ -507,11 +514,7 @@ async fn an_expired_certificate_gets_nothing_through_a_resumed_session_or_an_ope
         late.get_ref().1.handshake_kind(),
         Some(rustls::HandshakeKind::Resumed)
     );
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(late))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = http1(late).await;
     let outcome = send(&mut sender, "pay.alpha.example").await;
     assert!(
         outcome.is_err(),
@@ -562,22 +565,10 @@ async fn an_open_connection_ends_when_an_intermediate_of_its_chain_expires() {
     let stream = tls_connect(sigil.https.unwrap(), Some("depth.example"), config)
         .await
         .unwrap();
-    let (mut kept, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut kept = http1(stream).await;
     assert_eq!(send(&mut kept, "depth.example").await, Ok(200));
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let req = http::Request::get("/auth")
-        .header("host", "depth.example")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    kept.ready().await.unwrap();
-    let resp = kept.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    let body = String::from_utf8_lossy(&body);
+    let (status, body) = send_reading(&mut kept, "depth.example").await.unwrap();
     assert_eq!(status, 421, "{body}");
     assert!(
         body.contains("(an intermediate CA certificate of its chain)"),

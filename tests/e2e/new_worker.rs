@@ -6,7 +6,8 @@ use crate::support::sigil::{Sigil, binary};
 use crate::support::{ensure_tool, temp_dir};
 use std::process::Command;
 
-fn sigil(dir: &std::path::Path, args: &[&str]) -> String {
+/// Run `sigil <args>` in `dir`: (success, stdout and stderr).
+fn run_sigil(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(binary())
         .args(args)
         .current_dir(dir)
@@ -18,7 +19,13 @@ fn sigil(dir: &std::path::Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "sigil {args:?} failed:\n{text}");
+    (out.status.success(), text)
+}
+
+/// Run `sigil <args>` in `dir` and require success; its output.
+fn sigil(dir: &std::path::Path, args: &[&str]) -> String {
+    let (ok, text) = run_sigil(dir, args);
+    assert!(ok, "sigil {args:?} failed:\n{text}");
     text
 }
 
@@ -96,19 +103,7 @@ async fn sigil_new_writes_a_starter_in_each_language_that_builds_and_serves() {
 fn sigil_new_refuses_a_duplicate_worker_and_an_invalid_manifest() {
     let dir = temp_dir();
     let d = dir.path();
-    let run = |args: &[&str]| {
-        let out = Command::new(binary())
-            .args(args)
-            .current_dir(d)
-            .output()
-            .expect("run sigil");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    };
+    let run = |args: &[&str]| run_sigil(d, args);
     let (ok, out) = run(&["new", "my-worker", "--lang", "js"]);
     assert!(ok, "{out}");
     std::fs::rename(d.join("my-worker"), d.join("moved")).unwrap();
