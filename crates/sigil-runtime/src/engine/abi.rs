@@ -228,12 +228,15 @@ fn log(
     }
     let worker = &*state.call.worker;
     let request_id = &*state.call.request_id;
+    // The message as a `&str` field (written first, as a format string's
+    // message is): the line is the same, without a `format_args!` pass.
+    let text: &str = &message;
     match level {
-        LogLevel::Trace => tracing::trace!(worker, request_id, "{message}"),
-        LogLevel::Debug => tracing::debug!(worker, request_id, "{message}"),
-        LogLevel::Info => tracing::info!(worker, request_id, "{message}"),
-        LogLevel::Warn => tracing::warn!(worker, request_id, "{message}"),
-        LogLevel::Error => tracing::error!(worker, request_id, "{message}"),
+        LogLevel::Trace => tracing::trace!(message = text, worker, request_id),
+        LogLevel::Debug => tracing::debug!(message = text, worker, request_id),
+        LogLevel::Info => tracing::info!(message = text, worker, request_id),
+        LogLevel::Warn => tracing::warn!(message = text, worker, request_id),
+        LogLevel::Error => tracing::error!(message = text, worker, request_id),
         LogLevel::Panic => tracing::error!(worker, request_id, "worker panicked: {message}"),
     }
     Ok(())

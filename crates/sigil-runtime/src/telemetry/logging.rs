@@ -2,6 +2,7 @@
 //! [`super::log_writer`]), human-readable or JSON, filtered by `RUST_LOG`
 //! (default `info`).
 
+use super::log_format::PlainText;
 use super::log_time::CachedUtcTime;
 use super::log_writer::{BatchedStderr, LogGuard};
 use std::io::IsTerminal as _;
@@ -25,11 +26,10 @@ pub fn init(format: LogFormat) -> LogGuard {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_timer(CachedUtcTime)
         .with_writer(writer.clone());
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.event_format(PlainText::default()).init(),
+        LogFormat::Json => builder.with_timer(CachedUtcTime).json().init(),
     }
     LogGuard(writer)
 }
