@@ -264,7 +264,25 @@ mod tests {
         span.in_scope(|| tracing::warn!(worker, "inside a span"));
     }
 
-    fn run(plain: bool) -> Vec<String> {
+    /// Text with every character up to U+02FF and a few beyond (controls,
+    /// quotes, backslashes, C1, line separators, combining marks, emoji),
+    /// as a worker's message and as a field.
+    fn every_character() {
+        let extra = [
+            '\u{2028}',
+            '\u{2029}',
+            '\u{feff}',
+            '\u{301}',
+            '\u{1f600}',
+            '\u{10ffff}',
+        ];
+        for c in (0..0x300u32).filter_map(char::from_u32).chain(extra) {
+            let text = format!("a{c}b");
+            tracing::info!(message = text.as_str(), worker = text.as_str());
+        }
+    }
+
+    fn run_with(plain: bool, events: fn()) -> Vec<String> {
         let out = Captured::default();
         let builder = tracing_subscriber::fmt()
             .with_max_level(Level::TRACE)
@@ -282,7 +300,7 @@ mod tests {
     /// The fast path writes, line for line, what the default format writes.
     #[test]
     fn lines_are_the_default_formats() {
-        let (fast, default) = (run(true), run(false));
+        let (fast, default) = (run_with(true, events), run_with(false, events));
         // All but the escapes, the error and the span took the fast path.
         assert_eq!(FAST_LINES.with(|n| n.get()), 9);
         assert_eq!(fast.len(), 13, "{fast:#?}");
@@ -292,5 +310,18 @@ mod tests {
             " INFO sigil_runtime::telemetry::log_format::tests: \
              plain line from a worker worker=\"hello\" request_id=\"0000000000000001\""
         );
+    }
+
+    /// And so it does for any character in a message or a field.
+    #[test]
+    fn any_character_is_written_as_the_default_format_writes_it() {
+        let (fast, default) = (
+            run_with(true, every_character),
+            run_with(false, every_character),
+        );
+        assert_eq!(fast.len(), default.len());
+        for (fast, default) in fast.iter().zip(&default) {
+            assert_eq!(fast, default);
+        }
     }
 }
