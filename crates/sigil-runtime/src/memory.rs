@@ -58,13 +58,21 @@ pub fn spawn_trimmer(open: Arc<dyn Fn() -> u64 + Send + Sync>, mut stop: watch::
                 _ = stop.changed() => return,
             }
             if policy.observe(open()) {
-                let per_thread = tokio::task::spawn_blocking(release_free_memory).await;
-                if per_thread.unwrap_or(false) {
-                    wake_runtime_threads();
-                }
+                release_now().await;
             }
         }
     });
+}
+
+/// Ask the allocator to return the memory it holds free now (off the
+/// runtime's threads): after a burst of connections has closed, and after a
+/// reload has replaced the configuration (a generation with 10,000
+/// hostnames is tens of MiB, freed in the loader thread's arena).
+pub async fn release_now() {
+    let per_thread = tokio::task::spawn_blocking(release_free_memory).await;
+    if per_thread.unwrap_or(false) {
+        wake_runtime_threads();
+    }
 }
 
 /// Wake idle runtime threads (a spawned task is offered to a parked worker),

@@ -133,7 +133,14 @@ async fn reload(
         Err(_) => failed("the loader thread stopped".into()),
     };
     let result = match built {
-        Ok(built) => Ok(swap_in(runtime, loader, built, trigger)),
+        Ok(built) => {
+            let server = swap_in(runtime, loader, built, trigger);
+            // The replaced generation is freed unless requests still hold
+            // it: give its memory back, or resident memory creeps up with
+            // each reload of a large manifest.
+            crate::memory::release_now().await;
+            Ok(server)
+        }
         Err(errors) => {
             tracing::error!(
                 trigger,
