@@ -33,6 +33,25 @@ async fn fetch_with(sigil: &Sigil, worker: &str, url: &str, binding: &str) -> St
         .unwrap()
 }
 
+/// A probe worker routed by host `<name>.local`, allowed `allowed` (the
+/// items of its `allowed_outbound_hosts`), with `extra` lines in its table.
+fn probe_worker(name: &str, allowed: &str, extra: &str) -> String {
+    format!(
+        "[[workers]]\nname = \"{name}\"\nmodule = \"{}\"\nallowed_outbound_hosts = [{allowed}]\n{extra}\n[[routes]]\nhost = \"{name}.local\"\nworker = \"{name}\"\n\n",
+        module("probe")
+    )
+}
+
+/// A manifest with plain HTTP and admin listeners on loopback, origins
+/// trusted through `ca`, and `rest` (certificates and workers).
+fn manifest(ca: &Ca, rest: &str) -> String {
+    format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nreload_poll_secs = 0\nmodule_cache = \"{}\"\n\n[outbound]\nca = [\"{}\"]\n\n{rest}",
+        module_cache(),
+        ca.cert_s(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wildcard_does_not_open_internal_networks_or_the_admin_listener() {
     let dir = temp_dir();
@@ -41,20 +60,12 @@ async fn a_wildcard_does_not_open_internal_networks_or_the_admin_listener() {
     let srv = ca.server("origin", &["localhost"]);
     let origin = Origin::start(&srv.cert, &srv.key, &[&ca.cert], false).await;
     let port = origin.addr.port();
-    let worker = |name: &str, allowed: &str| {
-        format!(
-            "[[workers]]\nname = \"{name}\"\nmodule = \"{}\"\nallowed_outbound_hosts = [{allowed}]\n\n[[routes]]\nhost = \"{name}.local\"\nworker = \"{name}\"\n\n",
-            module("probe")
-        )
-    };
-    let manifest = format!(
-        "[server]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nreload_poll_secs = 0\nmodule_cache = \"{}\"\n\n[outbound]\nca = [\"{}\"]\n\n{}{}{}",
-        module_cache(),
-        ca.cert_s(),
-        worker("star", "\"*\""),
-        worker("named", "\"https://localhost:*\""),
-        worker("ip", "\"http://127.0.0.1:*\", \"https://127.0.0.1:*\""),
-    );
+    let workers = [
+        probe_worker("star", "\"*\"", ""),
+        probe_worker("named", "\"https://localhost:*\"", ""),
+        probe_worker("ip", "\"http://127.0.0.1:*\", \"https://127.0.0.1:*\"", ""),
+    ];
+    let manifest = manifest(&ca, &workers.concat());
     let sigil = Sigil::start(d, &manifest);
     let admin = sigil.admin.unwrap();
 
@@ -125,21 +136,19 @@ async fn an_explicit_entry_opens_only_its_own_origin_for_its_own_worker() {
     let client = ca.client("shared", "shared");
     let origin = Origin::start(&srv.cert, &srv.key, &[&ca.cert], false).await;
     let port = origin.addr.port();
-    let worker = |name: &str, allowed: &str| {
-        format!(
-            "[[workers]]\nname = \"{name}\"\nmodule = \"{}\"\nallowed_outbound_hosts = [{allowed}]\n[[workers.mtls_certificates]]\nbinding = \"X\"\ncertificate = \"shared\"\n\n[[routes]]\nhost = \"{name}.local\"\nworker = \"{name}\"\n\n",
-            module("probe")
-        )
-    };
-    let manifest = format!(
-        "[server]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nreload_poll_secs = 0\nmodule_cache = \"{}\"\n\n[outbound]\nca = [\"{}\"]\n\n[[certificates]]\nname = \"shared\"\ncert = \"{}\"\nkey = \"{}\"\n\n{}{}",
-        module_cache(),
-        ca.cert_s(),
+    let bound = "[[workers.mtls_certificates]]\nbinding = \"X\"\ncertificate = \"shared\"\n";
+    let certificate = format!(
+        "[[certificates]]\nname = \"shared\"\ncert = \"{}\"\nkey = \"{}\"\n\n",
         client.cert_s(),
         client.key_s(),
-        worker("mixed", &format!("\"https://localhost:{port}\", \"*\"")),
-        worker("star", "\"*\""),
     );
+    let mixed = format!("\"https://localhost:{port}\", \"*\"");
+    let workers = [
+        certificate,
+        probe_worker("mixed", &mixed, bound),
+        probe_worker("star", "\"*\"", bound),
+    ];
+    let manifest = manifest(&ca, &workers.concat());
     let sigil = Sigil::start(d, &manifest);
     let admin = sigil.admin.unwrap();
     // The explicit origin itself still works, with or without the binding.
