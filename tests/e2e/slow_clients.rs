@@ -359,6 +359,42 @@ async fn a_request_body_that_stops_gets_408_and_the_connection_closes() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_request_body_holds_no_instance_slot() {
+    // One slot for the probe worker. Before, the slot was taken before the
+    // body was read: two bytes of a ten-byte body held it for as long as
+    // the client kept sending (a byte per `body_idle_timeout_ms` is enough),
+    // and every other client of the worker got 503.
+    let s = start(&[
+        ("max_instances", "2"),
+        ("worker_share", "0.5"),
+        ("body_idle_timeout_ms", "10000"),
+    ]);
+    let mut slow = TcpStream::connect(s.http()).await.unwrap();
+    slow.write_all(b"POST /echo HTTP/1.1\r\nHost: open.example\r\nContent-Length: 10\r\n\r\nsl")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    for _ in 0..3 {
+        let other = client
+            .get(format!("http://{}/", s.http()))
+            .send()
+            .await
+            .unwrap();
+        let status = other.status();
+        assert_eq!(status, 200, "{}", other.text().await.unwrap());
+    }
+    // The slow client is still served once its body is complete.
+    slow.write_all(b"ow body!").await.unwrap();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), slow.read_exact(&mut head))
+        .await
+        .expect("the slow client's response")
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200", "{}", String::from_utf8_lossy(&head));
+}
+
 /// A TCP connection with a tiny receive buffer, so our unread response fills it at once.
 async fn tiny_window(addr: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();

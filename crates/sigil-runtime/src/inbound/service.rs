@@ -261,10 +261,10 @@ async fn serve_inner(
         return no_worker(404, format!("no route for {host}{path}\n"));
     };
     let hop = Hop::of(req.headers());
-    let (slot, deadline) = match admit(&worker, &generation, hop, &request_id) {
-        Ok(admitted) => admitted,
-        Err(refused) => return *refused,
-    };
+    let received = Instant::now();
+    if let Err(refused) = check_hops(&worker, &generation, hop, &request_id) {
+        return *refused;
+    }
     drop(generation);
     let label = Some(worker.clone());
     strip_inbound(req.headers_mut());
@@ -281,10 +281,16 @@ async fn serve_inner(
             Err(failure) => return (label, text(failure.status(), format!("{failure}\n"))),
         }
     } else {
+        // SDK workers get the whole body, read before an instance slot is
+        // taken: a slow upload holds its connection, never a slot.
         match read_body(&worker, &head, body).await {
             Ok(body) => WorkerBody::full(body),
             Err(resp) => return (label, resp),
         }
+    };
+    let (slot, deadline) = match take_slot(&worker, hop, received, &request_id) {
+        Ok(admitted) => admitted,
+        Err(refused) => return *refused,
     };
     let request = WorkerRequest {
         head,
@@ -299,39 +305,62 @@ async fn serve_inner(
     (label, run(&worker, request).await)
 }
 
-/// Whether `worker` may run a request that arrived as `hop` now: not past
-/// `server.max_hops`, and within its share of the instance slots. Returns
-/// the slot (held until the request ends) and the request's deadline (its
-/// own timeout, or what is left of a calling request's).
-fn admit(
+/// Log, count and answer a request `worker` refuses before running it.
+fn refused(
+    worker: &Arc<Worker>,
+    request_id: &str,
+    status: u16,
+    kind: WorkerErrorKind,
+    message: String,
+) -> Box<Served> {
+    tracing::warn!(worker = %worker.name, request_id, ?kind, "{}", message.trim_end());
+    metrics()
+        .worker_errors
+        .get_or_create(&WorkerErrorLabels {
+            worker: worker.name.clone(),
+            kind,
+        })
+        .inc();
+    Box::new((Some(worker.clone()), text(status, message)))
+}
+
+/// Whether a request that arrived as `hop` may still pass through Sigil:
+/// not past `server.max_hops` (508 otherwise).
+fn check_hops(
     worker: &Arc<Worker>,
     generation: &Generation,
     hop: Hop,
     request_id: &str,
-) -> Result<(tokio::sync::OwnedSemaphorePermit, Instant), Box<Served>> {
-    let refused = |status: u16, kind: WorkerErrorKind, message: String| {
-        tracing::warn!(worker = %worker.name, request_id, ?kind, "{}", message.trim_end());
-        metrics()
-            .worker_errors
-            .get_or_create(&WorkerErrorLabels {
-                worker: worker.name.clone(),
-                kind,
-            })
-            .inc();
-        Box::new((Some(worker.clone()), text(status, message)))
-    };
-    if hop.hops >= generation.max_hops {
-        return Err(refused(
-            508,
-            WorkerErrorKind::loop_detected,
-            format!(
-                "loop detected: this request already passed through Sigil {} times (server.max_hops = {}); is worker \"{}\" calling itself?\n",
-                hop.hops, generation.max_hops, worker.name
-            ),
-        ));
+) -> Result<(), Box<Served>> {
+    if hop.hops < generation.max_hops {
+        return Ok(());
     }
+    Err(refused(
+        worker,
+        request_id,
+        508,
+        WorkerErrorKind::loop_detected,
+        format!(
+            "loop detected: this request already passed through Sigil {} times (server.max_hops = {}); is worker \"{}\" calling itself?\n",
+            hop.hops, generation.max_hops, worker.name
+        ),
+    ))
+}
+
+/// One of `worker`'s share of the instance slots (503 when it holds them
+/// all), held until the request ends, and the request's deadline: its own
+/// timeout from now, or what is left of a calling request's deadline
+/// (`hop`, counted from when the request arrived at `received`).
+fn take_slot(
+    worker: &Arc<Worker>,
+    hop: Hop,
+    received: Instant,
+    request_id: &str,
+) -> Result<(tokio::sync::OwnedSemaphorePermit, Instant), Box<Served>> {
     let Ok(slot) = worker.slots.clone().try_acquire_owned() else {
         return Err(refused(
+            worker,
+            request_id,
             503,
             WorkerErrorKind::capacity,
             format!(
@@ -340,11 +369,10 @@ fn admit(
             ),
         ));
     };
-    let now = Instant::now();
-    let own = now + worker.limits.timeout;
+    let own = Instant::now() + worker.limits.timeout;
     let deadline = hop
         .deadline_ms
-        .map_or(own, |ms| own.min(now + Duration::from_millis(ms)));
+        .map_or(own, |ms| own.min(received + Duration::from_millis(ms)));
     Ok((slot, deadline))
 }
 
