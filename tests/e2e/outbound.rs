@@ -407,6 +407,77 @@ async fn the_diagnostic_handshake_never_resumes_an_older_session() {
     }
 }
 
+/// The responses the host holds for one request (read from origins, not
+/// yet taken by the worker) count against the worker's memory limit.
+/// Before, a worker with a 32 MiB memory limit had Sigil hold sixteen
+/// 4 MiB responses at once (64 MiB: 400 MiB with the default limits, for
+/// each such request).
+#[tokio::test(flavor = "multi_thread")]
+async fn unread_responses_count_against_the_workers_memory_limit() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let server_ca = Ca::new(d, "server-ca");
+    let clients_ca = Ca::new(d, "clients-ca");
+    let origin_cert = server_ca.server("origin", &["localhost"]);
+    let alpha = clients_ca.client("alpha", "alpha");
+    let origin = StreamOrigin::start(&origin_cert.cert, &origin_cert.key, &clients_ca.cert).await;
+    const BODY: u64 = 4 << 20;
+    let manifest = format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\nmodule_cache = \"{cache}\"\n\
+         [limits]\nmemory_mb = 32\nmax_response_body = {BODY}\ntimeout_ms = 60000\ncpu_ms = 20000\n\
+         [outbound]\nca = [\"{sca}\"]\n\
+         [[certificates]]\nname = \"alpha\"\ncert = \"{cert}\"\nkey = \"{key}\"\nca = \"{sca}\"\n\
+         [[workers]]\nname = \"probe\"\nmodule = \"{probe}\"\n\
+         allowed_outbound_hosts = [\"https://127.0.0.1:*\"]\ndefault_binding = \"A\"\n\
+         [[workers.mtls_certificates]]\nbinding = \"A\"\ncertificate = \"alpha\"\n\
+         [[routes]]\nworker = \"probe\"\n",
+        cache = module_cache(),
+        sca = server_ca.cert_s(),
+        cert = alpha.cert_s(),
+        key = alpha.key_s(),
+        probe = module("probe"),
+    );
+    let sigil = Sigil::start(d, &manifest);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let fetch = |count: usize| {
+        client
+            .get(sigil.http_url("/fetch"))
+            .header("x-fetch-url", origin.url(&format!("/bytes/{BODY}")))
+            .header("x-fetch-count", count.to_string())
+            .header("x-fetch-body-len", "1")
+            .send()
+    };
+    let ok_line = format!("ok 200 {BODY} bytes same=true");
+    // Sixteen at once: more than 32 MiB would be held; some are refused,
+    // naming the limit, and the others arrive whole.
+    let resp = fetch(16).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = resp.text().await.unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 16, "{body}");
+    let ok = lines.iter().filter(|l| **l == ok_line).count();
+    let refused: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("err Other"))
+        .collect();
+    assert!(ok >= 1 && ok + refused.len() == 16, "{body}");
+    assert!(
+        !refused.is_empty(),
+        "all sixteen were held at once:\n{body}"
+    );
+    assert!(
+        refused
+            .iter()
+            .all(|l| l.contains("limits.memory_mb") && l.contains("33554432")),
+        "{body}"
+    );
+    // Within the limit, all arrive; the refused ones left nothing counted.
+    for _ in 0..2 {
+        let body = fetch(3).await.unwrap().text().await.unwrap();
+        assert_eq!(body, format!("{ok_line}\n").repeat(3));
+    }
+}
+
 /// A response that arrives in many chunks (64 KiB frames from a streaming
 /// origin, read in TLS records) is read whole up to the worker's
 /// `max_response_body` exactly, and refused one byte past it.

@@ -86,6 +86,7 @@ impl Subrequests for NoSubrequests {
         &self,
         _request: sigil_sdk::wire_ref::FetchRequestView<'_>,
         _call: &CallContext,
+        _held: &sigil_runtime::engine::HeldBytes,
     ) -> Result<SubrequestFuture, sigil_sdk::wire::FetchError> {
         Err(sigil_sdk::wire::FetchError::InvalidRequest {
             reason: "C1 makes no subrequests".into(),

@@ -125,7 +125,7 @@ async fn fetch_start(
                 len as u32, limits.max_request_body
             ),
         });
-        let slot = FetchSlot::Done(encode_result(&err));
+        let slot = FetchSlot::Done(encode_result(&err), None);
         return Ok(caller.data_mut().fetches.insert(slot) as i64);
     }
     let bytes = read_guest(&mut caller, "fetch_start", ptr, len)?;
@@ -146,11 +146,12 @@ async fn fetch_start(
                 outcome: SubrequestOutcome::subrequest_limit,
             })
             .inc();
-        FetchSlot::Done(encode_result(&err))
+        FetchSlot::Done(encode_result(&err), None)
     } else {
-        match state.call.subrequests.start(request, &state.call) {
+        let held = state.fetches.held().clone();
+        match state.call.subrequests.start(request, &state.call, &held) {
             Ok(future) => FetchSlot::Pending(future),
-            Err(e) => FetchSlot::Done(encode_result(&Err(e))),
+            Err(e) => FetchSlot::Done(encode_result(&Err(e)), None),
         }
     };
     let handle = state.fetches.insert(slot);
@@ -168,7 +169,7 @@ async fn fetch_wait(mut caller: Caller<'_, RequestState>, handle: i32) -> wasmti
     // Time spent waiting is not CPU time: restart the deadline.
     caller.as_context_mut().set_epoch_deadline(1);
     match caller.data().fetches.slots.get(&handle) {
-        Some(FetchSlot::Done(bytes)) => Ok(bytes.len() as i64),
+        Some(FetchSlot::Done(bytes, _)) => Ok(bytes.len() as i64),
         _ => Ok(-1),
     }
 }
@@ -181,8 +182,8 @@ fn fetch_read(
     len: i32,
 ) -> wasmtime::Result<i32> {
     let handle = handle as u32;
-    let bytes = match caller.data_mut().fetches.slots.remove(&handle) {
-        Some(FetchSlot::Done(bytes)) if bytes.len() == len as u32 as usize => bytes,
+    let (bytes, held) = match caller.data_mut().fetches.slots.remove(&handle) {
+        Some(FetchSlot::Done(bytes, held)) if bytes.len() == len as u32 as usize => (bytes, held),
         Some(other) => {
             caller.data_mut().fetches.slots.insert(handle, other);
             return Ok(-1);
@@ -197,6 +198,8 @@ fn fetch_read(
                 ptr as u32
             )
         })?;
+    // The response's bytes stop counting as held once they are the guest's.
+    drop((bytes, held));
     Ok(0)
 }
 
@@ -264,6 +267,7 @@ mod tests {
             status: 203,
             headers,
             body: bytes::Bytes::from_static(b"body bytes"),
+            held: None,
         });
         let owned: FetchResult = Ok(WireResponse {
             status: 203,

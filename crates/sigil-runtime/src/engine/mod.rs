@@ -32,7 +32,9 @@ pub(crate) use output::{MAX_LINE, guest_log_line};
 pub use output::{MAX_LOG_BYTES, MAX_LOG_LINES, OUTPUT_CAPTURE};
 pub use sdk_worker::{MAX_HEADER_VALUE, MAX_RESPONSE_HEADERS, SdkWorker, response_from_view};
 pub use store::RequestState;
-pub use subrequest::{CallContext, Fetched, FetchedResponse, SubrequestFuture, Subrequests};
+pub use subrequest::{
+    CallContext, Claim, Fetched, FetchedResponse, HeldBytes, SubrequestFuture, Subrequests,
+};
 
 use crate::config::limits::MAX_MEMORY_MB;
 use std::path::PathBuf;

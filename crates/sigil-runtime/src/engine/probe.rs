@@ -23,6 +23,7 @@ impl Subrequests for NoSubrequests {
         &self,
         _: FetchRequestView<'_>,
         _: &CallContext,
+        _: &super::HeldBytes,
     ) -> Result<SubrequestFuture, FetchError> {
         Err(FetchError::InvalidRequest {
             reason: "subrequests cannot be made while the module loads".into(),

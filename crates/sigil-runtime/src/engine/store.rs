@@ -3,7 +3,7 @@
 
 use super::cpu::CpuMeter;
 use super::output::{CappedPipe, LogBudget};
-use super::subrequest::{CallContext, Fetched, SubrequestFuture};
+use super::subrequest::{CallContext, Claim, Fetched, HeldBytes, SubrequestFuture};
 use std::collections::HashMap;
 use std::task::{Context, Poll};
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
@@ -72,8 +72,9 @@ pub enum FetchSlot {
     /// spawned: when the guest waits for any subrequest, every pending one
     /// makes progress.
     Pending(SubrequestFuture),
-    /// Finished; its encoded result waits for `fetch_read`.
-    Done(Vec<u8>),
+    /// Finished; its encoded result waits for `fetch_read`, its body still
+    /// counted in the request's held bytes.
+    Done(Vec<u8>, Option<Claim>),
 }
 
 /// The subrequests of one request, by handle. Dropping it cancels any
@@ -85,6 +86,8 @@ pub struct Fetches {
     pub slots: HashMap<u32, FetchSlot>,
     /// Subrequests started so far (for the limit).
     pub started: u32,
+    /// The bytes the host holds for them (made at the first subrequest).
+    held: Option<HeldBytes>,
 }
 
 impl Fetches {
@@ -94,6 +97,11 @@ impl Fetches {
         self.next = self.next.wrapping_add(1);
         self.slots.insert(handle, slot);
         handle
+    }
+
+    /// The count of the bytes the host holds for these subrequests.
+    pub fn held(&mut self) -> &HeldBytes {
+        self.held.get_or_insert_with(HeldBytes::default)
     }
 }
 
@@ -109,9 +117,10 @@ impl Fetches {
     ) -> Poll<()> {
         for slot in self.slots.values_mut() {
             if let FetchSlot::Pending(future) = slot
-                && let Poll::Ready(result) = future.as_mut().poll(cx)
+                && let Poll::Ready(mut result) = future.as_mut().poll(cx)
             {
-                *slot = FetchSlot::Done(encode(&result));
+                let held = result.as_mut().ok().and_then(|r| r.held.take());
+                *slot = FetchSlot::Done(encode(&result), held);
             }
         }
         match handle.and_then(|h| self.slots.get(&h)) {

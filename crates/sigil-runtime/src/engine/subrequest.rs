@@ -11,6 +11,7 @@ use sigil_sdk::wire_ref::FetchRequestView;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The origin's response to a subrequest, as the outbound layer read it:
@@ -24,6 +25,86 @@ pub struct FetchedResponse {
     pub headers: http::HeaderMap,
     /// The whole body (within the worker's `max_response_body`).
     pub body: Bytes,
+    /// The body's bytes, counted in the request's [`HeldBytes`] until the
+    /// guest has taken the response.
+    pub held: Option<Claim>,
+}
+
+/// The bytes of one request's subrequests that the host holds for the
+/// guest: bodies on their way to origins, responses being read, and
+/// responses read but not yet taken by the guest. They count against the
+/// worker's memory limit (`limits.memory_mb`), so a worker cannot make the
+/// host buffer what it could not hold itself (50 unread 8 MiB responses).
+#[derive(Clone, Debug, Default)]
+pub struct HeldBytes {
+    count: Arc<AtomicU64>,
+}
+
+impl HeldBytes {
+    /// A claim on no bytes yet, grown as a body is copied or arrives.
+    pub fn claim(&self) -> Claim {
+        Claim {
+            count: self.count.clone(),
+            bytes: 0,
+        }
+    }
+
+    /// The bytes held now.
+    pub fn now(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// Bytes counted in a [`HeldBytes`], given back when this is dropped.
+#[derive(Debug)]
+pub struct Claim {
+    count: Arc<AtomicU64>,
+    bytes: u64,
+}
+
+impl Claim {
+    /// Count `n` more bytes, unless the request's total would pass `limit`;
+    /// then nothing is counted and the error is the total held now.
+    pub fn grow(&mut self, n: u64, limit: u64) -> Result<(), u64> {
+        let mut now = self.count.load(Ordering::Relaxed);
+        loop {
+            let Some(next) = now.checked_add(n).filter(|&total| total <= limit) else {
+                return Err(now);
+            };
+            match self
+                .count
+                .compare_exchange_weak(now, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    self.bytes += n;
+                    return Ok(());
+                }
+                Err(actual) => now = actual,
+            }
+        }
+    }
+}
+
+impl Claim {
+    /// Give back every byte counted so far (the claim stays usable).
+    pub fn release(&mut self) {
+        self.count.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.bytes = 0;
+    }
+
+    /// A claim on the bytes this one counts, leaving this one with none.
+    pub fn split_off(&mut self) -> Claim {
+        Claim {
+            count: self.count.clone(),
+            bytes: std::mem::take(&mut self.bytes),
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.count.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// How a subrequest ended: the origin's response or a named error.
@@ -37,10 +118,12 @@ pub trait Subrequests: Send + Sync {
     /// Check `request` (binding, allowed hosts, method and headers), read
     /// from the guest's encoded bytes in place, and return the future that
     /// sends it, or the error that stops it before anything is sent.
+    /// The bytes it copies or reads are counted in `held`.
     fn start(
         &self,
         request: FetchRequestView<'_>,
         call: &CallContext,
+        held: &HeldBytes,
     ) -> Result<SubrequestFuture, FetchError>;
 }
 
@@ -64,4 +147,32 @@ pub struct CallContext {
     pub hop: Hop,
     /// The worker's variables, exposed as environment variables.
     pub vars: Arc<[(String, String)]>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Claims count against one total, refuse past the limit without
+    /// counting, and give their bytes back when released or dropped.
+    #[test]
+    fn claims_count_refuse_and_give_back() {
+        let held = HeldBytes::default();
+        let mut a = held.claim();
+        a.grow(60, 100).unwrap();
+        let mut b = held.claim();
+        assert_eq!(b.grow(41, 100), Err(60));
+        b.grow(40, 100).unwrap();
+        assert_eq!(held.now(), 100);
+        let moved = a.split_off();
+        a.release();
+        assert_eq!(held.now(), 100, "the split-off claim still counts");
+        drop(moved);
+        assert_eq!(held.now(), 40);
+        b.release();
+        b.grow(100, 100).unwrap();
+        drop(b);
+        assert_eq!(held.now(), 0);
+        assert_eq!(held.claim().grow(u64::MAX, u64::MAX), Ok(()));
+    }
 }

@@ -2,7 +2,7 @@
 
 use super::classify::{Timeouts, classify, classify_tls};
 use super::pool::ClientPool;
-use crate::engine::{CallContext, Fetched, FetchedResponse};
+use crate::engine::{CallContext, Claim, Fetched, FetchedResponse};
 use crate::headers::{dashed, is_not_forwarded, is_runtime_owned};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -25,6 +25,12 @@ pub(super) struct Job {
     pub body: Bytes,
     pub timeout: Duration,
     pub max_body: u64,
+    /// The worker's memory limit, which bounds what the host holds for
+    /// one request's subrequests (see `HeldBytes`).
+    pub memory_limit: u64,
+    /// The body sent, then the response read, counted in the request's
+    /// held bytes.
+    pub held: Claim,
 }
 
 impl Job {
@@ -35,6 +41,16 @@ impl Job {
             connect: pool.connect_timeout(),
         }
     }
+}
+
+/// Why the host will not hold `what` (`n` bytes) for a request that
+/// already has `now` bytes held with a memory limit of `limit`.
+pub(super) fn held_too_much(what: &str, n: u64, now: u64, limit: u64) -> String {
+    format!(
+        "{what} ({n} bytes so far) would take the bytes Sigil holds for this request's subrequests \
+         (bodies being sent, responses not yet read by the worker: {now} bytes now) past the \
+         worker's memory limit of {limit} bytes (limits.memory_mb); read earlier responses first"
+    )
 }
 
 /// The subrequest's method, as the worker spelled it.
@@ -116,19 +132,38 @@ pub(super) async fn send(pool: Arc<ClientPool>, mut job: Job) -> Fetched {
         }
     };
 
-    read_response(response, &job, job.timeouts(&pool)).await
+    // The body has been sent: its bytes count no longer; the response's
+    // count as they arrive.
+    let mut held = job.held.split_off();
+    held.release();
+    read_response(response, &job, job.timeouts(&pool), held).await
 }
 
 /// The origin's response, its body read within `job.max_body`: the header
 /// map is taken as it is, and a body that arrives in one chunk is kept
 /// without a copy.
-async fn read_response(mut response: reqwest::Response, job: &Job, timeouts: Timeouts) -> Fetched {
+async fn read_response(
+    mut response: reqwest::Response,
+    job: &Job,
+    timeouts: Timeouts,
+    mut held: Claim,
+) -> Fetched {
     let too_large = || FetchError::ResponseTooLarge {
         host: job.origin.clone(),
         limit: job.max_body,
     };
     if response.content_length().is_some_and(|n| n > job.max_body) {
         return Err(too_large());
+    }
+    let too_much = |n: u64, now: u64| FetchError::Other {
+        binding: job.binding.clone(),
+        host: job.origin.clone(),
+        cause: held_too_much("the response", n, now, job.memory_limit),
+    };
+    if let Some(n) = response.content_length() {
+        held.grow(n, job.memory_limit)
+            .map_err(|now| too_much(n, now))?;
+        held.release();
     }
     let status = response.status().as_u16();
     let headers = std::mem::take(response.headers_mut());
@@ -139,9 +174,12 @@ async fn read_response(mut response: reqwest::Response, job: &Job, timeouts: Tim
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 let read = first.as_ref().map_or(0, Bytes::len) + joined.len();
-                if (read + chunk.len()) as u64 > job.max_body {
+                let total = (read + chunk.len()) as u64;
+                if total > job.max_body {
                     return Err(too_large());
                 }
+                held.grow(chunk.len() as u64, job.memory_limit)
+                    .map_err(|now| too_much(total, now))?;
                 if first.is_none() && joined.is_empty() {
                     first = Some(chunk);
                     continue;
@@ -160,6 +198,7 @@ async fn read_response(mut response: reqwest::Response, job: &Job, timeouts: Tim
         status,
         headers,
         body,
+        held: Some(held),
     })
 }
 
@@ -179,6 +218,7 @@ mod tests {
             &self,
             _: FetchRequestView<'_>,
             _: &CallContext,
+            _: &crate::engine::HeldBytes,
         ) -> Result<SubrequestFuture, FetchError> {
             unreachable!()
         }

@@ -5,7 +5,7 @@ use super::blocking;
 use super::pool::ClientPool;
 use super::send;
 use crate::config::AllowedOrigin;
-use crate::engine::{CallContext, Fetched, SubrequestFuture, Subrequests};
+use crate::engine::{CallContext, Fetched, HeldBytes, SubrequestFuture, Subrequests};
 use crate::telemetry::metrics::{SubrequestLabels, SubrequestOutcome, metrics};
 use sigil_sdk::wire::{ClientCertChoice, FetchError};
 use sigil_sdk::wire_ref::FetchRequestView;
@@ -38,10 +38,11 @@ impl Subrequests for WorkerOutbound {
         &self,
         request: FetchRequestView<'_>,
         call: &CallContext,
+        held: &HeldBytes,
     ) -> Result<SubrequestFuture, FetchError> {
         let binding_label = self.binding_label(&request.client_cert);
         let worker = call.worker.clone();
-        match self.prepare_send(request, call) {
+        match self.prepare_send(request, call, held) {
             Ok(send) => Ok(Box::pin(async move {
                 let result = send.await;
                 count(&worker, binding_label, result.as_ref().map(|_| ()));
@@ -94,6 +95,7 @@ impl WorkerOutbound {
         &self,
         request: FetchRequestView<'_>,
         call: &CallContext,
+        held: &HeldBytes,
     ) -> Result<impl Future<Output = Fetched> + Send + 'static, FetchError> {
         let Target {
             url,
@@ -111,6 +113,14 @@ impl WorkerOutbound {
             .unwrap_or(remaining);
         let method = send::method(request.request.method)?;
         let headers = send::headers(&request.request.headers, call, timeout)?;
+        let memory_limit = call.limits.memory_bytes;
+        let mut claim = held.claim();
+        let body = request.request.body;
+        claim
+            .grow(body.len() as u64, memory_limit)
+            .map_err(|now| FetchError::InvalidRequest {
+                reason: send::held_too_much("its body", body.len() as u64, now, memory_limit),
+            })?;
         let job = send::Job {
             host,
             port,
@@ -120,9 +130,11 @@ impl WorkerOutbound {
             binding,
             method,
             headers,
-            body: bytes::Bytes::copy_from_slice(request.request.body),
+            body: bytes::Bytes::copy_from_slice(body),
             timeout,
             max_body: call.limits.max_response_body,
+            memory_limit,
+            held: claim,
         };
         Ok(send::send(pool, job))
     }

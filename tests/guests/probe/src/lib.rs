@@ -20,7 +20,7 @@
 //!   and an escape sequence in them
 //! - anything else: `probe ok`
 
-use sigil_sdk::{Fetch, Request, Response, fetch_all};
+use sigil_sdk::{Fetch, PendingFetch, Request, Response};
 use std::io::Write as _;
 use std::time::Duration;
 
@@ -77,7 +77,10 @@ fn fetches(req: &Request) -> Response {
         template = template.timeout(Duration::from_millis(ms));
     }
     let mut out = String::new();
-    for result in fetch_all((0..count).map(|_| template.clone())) {
+    // All started at once; each answer is summed up and dropped as soon as
+    // it is waited for, so only the host holds the others meanwhile.
+    let pending: Vec<PendingFetch> = (0..count).map(|_| template.clone().start()).collect();
+    for result in pending.into_iter().map(PendingFetch::wait) {
         match result {
             // `x-fetch-body-len`: the body's length and whether every byte
             // is the same, instead of the body.
