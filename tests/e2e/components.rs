@@ -327,6 +327,54 @@ impl hyper::body::Body for Generated {
     }
 }
 
+/// Refused outgoing requests are logged with their cause cut short, and at
+/// most as many per request as the worker's subrequest limit. Before, a
+/// long `sigil-binding` value (60 KB) made a log line that long per attempt, and a
+/// guest retrying a refused request in a loop logged every attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_outgoing_requests_cannot_flood_the_log() {
+    let s = setup().await;
+    let url = s.origin.url("/who");
+    let long = "Q".repeat(8_000);
+    // `[limits] subrequests = 20`: 20 refused for the name, 35 for the limit.
+    let (status, body) = s
+        .get(
+            "tenants",
+            "/fetch",
+            &[
+                ("x-fetch-url", url.as_str()),
+                ("x-fetch-binding", long.as_str()),
+                ("x-fetch-count", "55"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.lines().count(), 55, "{}", &body[..body.len().min(300)]);
+    let lines: Vec<&str> = body.lines().collect();
+    assert!(
+        lines[..20].iter().all(|l| l.contains("unknown binding"))
+            && lines[20..].iter().all(|l| l.contains("subrequest limit")),
+        "the guest sees every error: {:?}",
+        lines
+            .iter()
+            .map(|l| &l[..l.len().min(60)])
+            .collect::<Vec<_>>()
+    );
+    let logs = s.sigil.logs();
+    let refused: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("subrequest failed"))
+        .collect();
+    assert_eq!(refused.len(), 20, "limits.subrequests (20) lines at most");
+    assert!(
+        refused
+            .iter()
+            .all(|l| l.len() < 2048 && l.contains("[line cut: ")),
+        "{}",
+        refused[0].len()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_binding_header_chooses_among_the_workers_own_bindings() {
     let s = setup().await;

@@ -107,14 +107,20 @@ impl LogBudget {
 
 /// `line` cut to [`MAX_LINE`] bytes (on a character boundary) and escaped.
 pub fn clean_line(line: &str) -> String {
-    cut_and_escape(line, line.len())
+    cut_and_escape(line, line.len(), MAX_LINE)
+}
+
+/// `line` cut to `max` bytes (at most [`MAX_LINE`], on a character
+/// boundary) and escaped, as [`clean_line`] does.
+pub fn clean_line_within(line: &str, max: usize) -> String {
+    cut_and_escape(line, line.len(), max.min(MAX_LINE))
 }
 
 /// `line` (the first bytes of a line `full` bytes long) cut to [`MAX_LINE`]
 /// bytes on a character boundary and escaped; a line that lost bytes ends
 /// with `[line cut: <full> bytes]`.
-fn cut_and_escape(line: &str, full: usize) -> String {
-    let mut end = line.len().min(MAX_LINE);
+fn cut_and_escape(line: &str, full: usize, max: usize) -> String {
+    let mut end = line.len().min(max);
     while !line.is_char_boundary(end) {
         end -= 1;
     }
@@ -149,7 +155,7 @@ pub(crate) fn guest_log_line(mut bytes: Vec<u8>, full: usize) -> String {
     if !read_cut && line.len() <= MAX_LINE && matches!(escape_controls(&line), Cow::Borrowed(_)) {
         return line;
     }
-    cut_and_escape(&line, full)
+    cut_and_escape(&line, full, MAX_LINE)
 }
 
 #[derive(Debug, Default)]

@@ -31,6 +31,26 @@ pub struct ComponentHooks {
     pub outbound: Arc<dyn HttpSubrequests>,
     /// Outgoing requests started for the current request.
     pub started: u32,
+    /// Failed outgoing requests logged for the current request (at most
+    /// its subrequest limit: a guest retrying a refused request in a loop
+    /// must not flood the log).
+    pub logged: u32,
+}
+
+/// How much of a failure's message a log line keeps: a refused request can
+/// carry guest text (a 60 KB `sigil-binding` value), which the guest sees
+/// whole in its error but the server log does not.
+const LOGGED_CAUSE: usize = 1024;
+
+/// Log a failed outgoing request of `call`, its cause cut to
+/// [`LOGGED_CAUSE`] bytes and escaped.
+fn log_failure(call: &CallContext, e: &FetchError) {
+    let cause = crate::engine::output::clean_line_within(&e.to_string(), LOGGED_CAUSE);
+    tracing::warn!(
+        worker = &*call.worker,
+        request_id = &*call.request_id,
+        "subrequest failed: {cause}"
+    );
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -94,12 +114,13 @@ fn body_error(worker: &str, e: BodyError) -> HttpError {
 }
 
 impl ComponentHooks {
-    fn refuse(&self, e: &FetchError) -> HttpError {
-        tracing::warn!(
-            worker = &*self.call.worker,
-            request_id = &*self.call.request_id,
-            "subrequest failed: {e}"
-        );
+    /// A failure found before anything is sent: logged (within the
+    /// request's share) and turned into the guest's error code.
+    fn refuse(&mut self, e: &FetchError) -> HttpError {
+        if self.logged < self.call.limits.subrequests.max(1) {
+            self.logged += 1;
+            log_failure(&self.call, e);
+        }
         error_code(&self.call.worker, e)
     }
 
@@ -143,21 +164,21 @@ impl WasiHttpHooks for ComponentHooks {
         options: Option<RequestOptions>,
         _response_io: IoFuture,
     ) -> SendFuture {
-        let started = self.start(request, options).map_err(|e| self.refuse(&e));
-        let worker = self.call.worker.clone();
-        let request_id = self.call.request_id.clone();
+        let started = match self.start(request, options) {
+            Ok(started) => Ok(started),
+            Err(e) => Err(self.refuse(&e)),
+        };
+        // One line per started request at most: they are within the limit.
+        let call = self.call.clone();
         Box::new(async move {
             let response = match started?.await {
                 Ok(response) => response,
                 Err(e) => {
-                    tracing::warn!(
-                        worker = &*worker,
-                        request_id = &*request_id,
-                        "subrequest failed: {e}"
-                    );
-                    return Err(error_code(&worker, &e));
+                    log_failure(&call, &e);
+                    return Err(error_code(&call.worker, &e));
                 }
             };
+            let worker = call.worker;
             let response = response.map(move |body| {
                 Coalesced::new(body)
                     .map_err(move |e| body_error(&worker, e))

@@ -91,6 +91,7 @@ fn fresh(worker: &ComponentWorker, call: CallContext) -> Instance {
         call,
         outbound: worker.outbound.clone(),
         started: 0,
+        logged: 0,
     };
     let state = ComponentState::new(hooks, worker.limits.memory_bytes, &worker.vars);
     let mut store = Store::new(&worker.engine.engine, state);
@@ -121,6 +122,7 @@ impl Instance {
         let state = self.store.data_mut();
         state.hooks.call = call;
         state.hooks.started = 0;
+        state.hooks.logged = 0;
         state.limiter.refused = false;
         state.cpu = CpuMeter::default();
         self.store.set_epoch_deadline(1);
