@@ -472,6 +472,70 @@ fn sending_extra_unrelated_certificates_does_not_count() {
     assert_eq!(verifier.check_at(&leaf.chain, now()).0, Verdict::Success);
 }
 
+/// Ten certificates that name each other as issuer (a "maze"): webpki
+/// would try every ordering up to its budget, 0.14 s of CPU per handshake
+/// on the runtime's threads. Past `MAX_SENT_INTERMEDIATES` the chain is
+/// refused before any path is built; a real chain with the root and extras
+/// sent along still verifies.
+#[test]
+fn a_maze_of_intermediates_is_refused_before_path_building() {
+    let pki = Pki::new();
+    let mut maze: Vec<Issuer> = vec![root("Maze")];
+    for _ in 0..10 {
+        let parent = maze.last().expect("a maze certificate");
+        let next = intermediate("Maze", parent);
+        maze.push(next);
+    }
+    let leaf_key = KeyPair::generate().expect("key");
+    let leaf = leaf_params("lost", 40)
+        .signed_by(&leaf_key, &maze[3])
+        .expect("leaf");
+    let mut chain = vec![leaf.der().clone()];
+    chain.extend(maze.iter().map(|m| m.der().clone()));
+    let verifier = pki.verifier(keep);
+    assert_eq!(
+        verifier.check_at(&chain, now()).0.to_string(),
+        "FAILED:certificate chain too long"
+    );
+    assert_eq!(
+        verifier
+            .check_at(&chain[..MAX_SENT_INTERMEDIATES + 2], now())
+            .0
+            .to_string(),
+        "FAILED:certificate chain too long"
+    );
+    // At the bound: path building runs (and finds no trusted issuer).
+    assert_eq!(
+        verifier
+            .check_at(&chain[..MAX_SENT_INTERMEDIATES + 1], now())
+            .0
+            .to_string(),
+        "FAILED:unable to get local issuer certificate"
+    );
+    // A real chain with its root and three unrelated certificates sent along.
+    let extra = [&pki.int_a, &pki.a, &pki.b, &pki.unknown, &pki.stale];
+    let device = Client::issued(leaf_params("device", 41), &pki.int_a, &extra);
+    assert_eq!(device.chain.len(), MAX_SENT_INTERMEDIATES + 1);
+    assert_eq!(verifier.check_at(&device.chain, now()).0, Verdict::Success);
+    // A deeper configured path may be sent whole, with its root: six
+    // intermediates under A and A itself, seven besides the leaf.
+    let mut ladder: Vec<Issuer> = vec![intermediate("Rung 1", &pki.a)];
+    for i in 2..=6 {
+        let next = intermediate(&format!("Rung {i}"), ladder.last().expect("a rung"));
+        ladder.push(next);
+    }
+    let mut sent: Vec<&Issuer> = ladder.iter().rev().collect();
+    sent.push(&pki.a);
+    let climber = Client::issued(leaf_params("climber", 42), &ladder[5], &sent);
+    assert_eq!(climber.chain.len(), 8);
+    let deep = pki.verifier(|c| c.max_chain_depth = 8);
+    assert_eq!(deep.check_at(&climber.chain, now()).0, Verdict::Success);
+    assert_eq!(
+        verifier.check_at(&climber.chain, now()).0.to_string(),
+        "FAILED:certificate chain too long"
+    );
+}
+
 #[test]
 fn path_building_goes_on_past_a_path_that_is_too_long() {
     // The leaf's issuer X is cross-certified twice, with the same key and
