@@ -454,7 +454,10 @@ pub fn server_config(
     if !require {
         verifier = verifier.allow_unauthenticated();
     }
-    let verifier: Arc<dyn ClientCertVerifier> = verifier.build()?;
+    // A chain of more certificates than any path needs never reaches
+    // webpki's path building (see `sigil_pki::bounded_chain`).
+    let verifier: Arc<dyn ClientCertVerifier> =
+        Arc::new(sigil_pki::bounded_chain::BoundedChain(verifier.build()?));
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)

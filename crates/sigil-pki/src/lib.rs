@@ -25,6 +25,7 @@
 //! Every error is a [`CertError`] whose message names the file, what is
 //! wrong and how to fix it.
 
+pub mod bounded_chain;
 pub mod ca;
 pub mod check;
 pub mod client_verifier;
