@@ -52,8 +52,8 @@ pub struct CertificateDetails {
 }
 
 impl CertificateDetails {
-    /// How the certificate is outside its validity at `now` ("expired at
-    /// <time>" or "is not valid until <time>"), or `None` within it.
+    /// How the certificate is outside its validity at `now` (`expired at
+    /// <time>` or `is not valid until <time>`), or `None` within it.
     pub fn out_of_date(&self, now: i64) -> Option<String> {
         if now > self.not_after {
             Some(format!("expired at {}", format_rfc3339(self.not_after)))
