@@ -9,6 +9,7 @@ use crate::authority::parse_sni;
 use crate::config::ClientCertMode;
 use crate::headers::ForwardedClientCert;
 use crate::state::{ConnectionInfo, HostnamePolicy, Runtime};
+use crate::telemetry::log_rate::{LogRate, left_out};
 use crate::telemetry::metrics::{CloseReason, HandshakeLabels, HandshakeResult, Listener, metrics};
 use rustls_pki_types::CertificateDer;
 use sigil_pki::client_verifier::{self, FailureLabel, Verdict};
@@ -114,6 +115,10 @@ pub(super) async fn serve_tls(
     serve_connection(tls, runtime, conn, context, version).await;
 }
 
+/// Failed handshakes logged: any client can fail one, so at most ten lines
+/// a second (every failure is counted in `sigil_tls_handshakes_total`).
+static FAILURE_LOG: LogRate = LogRate::new(10);
+
 /// A handshake that did not finish by its deadline.
 fn timed_out(hostname: &str, listener: Listener) {
     handshake_metric(hostname, HandshakeResult::timeout);
@@ -142,7 +147,9 @@ async fn handshake(
     let tls = match completed {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
-            tracing::info!(hostname = %policy.name, "TLS handshake failed: {e}");
+            if let Some(n) = FAILURE_LOG.admit() {
+                tracing::info!(hostname = %policy.name, "TLS handshake failed: {e}{}", left_out(n));
+            }
             handshake_metric(&policy.name, failure_result(&e));
             return None;
         }
@@ -155,10 +162,13 @@ async fn handshake(
     if session.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
         && let Some((result, reason)) = resumed_refusal(&policy, session.peer_certificates())
     {
-        tracing::info!(
-            hostname = %policy.name,
-            "refused a resumed TLS session: its client certificate fails now ({reason})"
-        );
+        if let Some(n) = FAILURE_LOG.admit() {
+            tracing::info!(
+                hostname = %policy.name,
+                "refused a resumed TLS session: its client certificate fails now ({reason}){}",
+                left_out(n)
+            );
+        }
         handshake_metric(&policy.name, result);
         return None;
     }

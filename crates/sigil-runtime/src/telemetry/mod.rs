@@ -2,6 +2,7 @@
 //! the admin listener) and logs (`tracing`, text or JSON).
 
 pub mod log_format;
+pub mod log_rate;
 pub mod log_time;
 pub mod log_writer;
 pub mod logging;
