@@ -478,6 +478,67 @@ async fn unread_responses_count_against_the_workers_memory_limit() {
     }
 }
 
+/// A worker's subrequests in flight are bounded by its share of
+/// `server.max_connections`: each holds an outbound connection (a file
+/// descriptor). Before, one request's 50 parallel subrequests, times a few
+/// hundred requests, took every descriptor and other workers' subrequests
+/// and the listener failed with EMFILE.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_has_at_most_its_share_of_subrequests_in_flight() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let server_ca = Ca::new(d, "server-ca");
+    let clients_ca = Ca::new(d, "clients-ca");
+    let origin_cert = server_ca.server("origin", &["localhost"]);
+    let alpha = clients_ca.client("alpha", "alpha");
+    let origin = StreamOrigin::start(&origin_cert.cert, &origin_cert.key, &clients_ca.cert).await;
+    // Eight at once for the process, half of them for any one worker.
+    let manifest = format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\nmodule_cache = \"{cache}\"\nmax_connections = 8\nworker_share = 0.5\n\
+         [outbound]\nca = [\"{sca}\"]\n\
+         [[certificates]]\nname = \"alpha\"\ncert = \"{cert}\"\nkey = \"{key}\"\nca = \"{sca}\"\n\
+         [[workers]]\nname = \"probe\"\nmodule = \"{probe}\"\n\
+         allowed_outbound_hosts = [\"https://127.0.0.1:*\"]\ndefault_binding = \"A\"\n\
+         [[workers.mtls_certificates]]\nbinding = \"A\"\ncertificate = \"alpha\"\n\
+         [[routes]]\nworker = \"probe\"\n",
+        cache = module_cache(),
+        sca = server_ca.cert_s(),
+        cert = alpha.cert_s(),
+        key = alpha.key_s(),
+        probe = module("probe"),
+    );
+    let sigil = Sigil::start(d, &manifest);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let fetch = |count: usize| {
+        client
+            .get(sigil.http_url("/fetch"))
+            .header("x-fetch-url", origin.url("/bytes/1000"))
+            .header("x-fetch-count", count.to_string())
+            .header("x-fetch-body-len", "1")
+            .send()
+    };
+    let ok_line = "ok 200 1000 bytes same=true";
+    // Ten started at once: four in flight, six refused at once, naming the bound.
+    let body = fetch(10).await.unwrap().text().await.unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 10, "{body}");
+    assert_eq!(lines.iter().filter(|l| **l == ok_line).count(), 4, "{body}");
+    let refused: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("err ConnectFailed"))
+        .collect();
+    assert_eq!(refused.len(), 6, "{body}");
+    assert!(
+        refused.iter().all(|l| l
+            .contains("worker \\\"probe\\\" already has 4 subrequests in flight")
+            && l.contains("server.max_connections")),
+        "{body}"
+    );
+    // Their places are given back: the next request's four all arrive.
+    let body = fetch(4).await.unwrap().text().await.unwrap();
+    assert_eq!(body, format!("{ok_line}\n").repeat(4));
+}
+
 /// A response that arrives in many chunks (64 KiB frames from a streaming
 /// origin, read in TLS records) is read whole up to the worker's
 /// `max_response_body` exactly, and refused one byte past it.

@@ -36,6 +36,18 @@ impl HttpSubrequests for WorkerOutbound {
                 return Err(e);
             }
         };
+        let permit = match self.in_flight.try_start(&worker) {
+            Ok(p) => p,
+            Err(cause) => {
+                let e = FetchError::ConnectFailed {
+                    binding: target.binding.clone(),
+                    host: target.origin.clone(),
+                    cause,
+                };
+                count(&worker, label, Err(&e));
+                return Err(e);
+            }
+        };
         let remaining = call.deadline.saturating_duration_since(Instant::now());
         let job = Job {
             headers: headers(sub.request.headers(), call, remaining),
@@ -46,7 +58,11 @@ impl HttpSubrequests for WorkerOutbound {
             max_body: call.limits.max_response_body,
         };
         Ok(Box::pin(async move {
-            let result = job.send().await;
+            // The place in flight is held while the response body streams.
+            let result = job
+                .send()
+                .await
+                .map(|response| response.map(|body| body.hold(permit)));
             count(&worker, label, result.as_ref().map(|_| ()));
             result
         }))

@@ -12,6 +12,7 @@ pub mod blocking;
 mod classify;
 mod diagnose;
 mod http;
+pub mod in_flight;
 mod pool;
 pub mod pools;
 mod send;

@@ -62,6 +62,11 @@ pub struct ClientPool {
     explicit: Arc<HashSet<String>>,
 }
 
+/// Idle connections a pool keeps to one origin (each is a file
+/// descriptor): enough for bursts of parallel subrequests to be reused,
+/// not every connection a burst opened.
+const MAX_IDLE_PER_HOST: usize = 32;
+
 /// The trusted and the guarded client of a pool (one client, shared, when
 /// `explicit` is empty).
 fn http_clients(
@@ -88,6 +93,7 @@ fn http_client(
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(settings.connect_timeout)
         .pool_idle_timeout(settings.pool_idle)
+        .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
         .dns_resolver(Arc::new(GuardedResolver::new(explicit.clone())))
         .no_proxy()
         .build()?)

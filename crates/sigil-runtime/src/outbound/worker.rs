@@ -2,6 +2,7 @@
 //! origins it may call; implements the engine's [`Subrequests`].
 
 use super::blocking;
+use super::in_flight::InFlight;
 use super::pool::ClientPool;
 use super::send;
 use crate::config::AllowedOrigin;
@@ -27,6 +28,8 @@ pub struct WorkerOutbound {
     pub anonymous: Arc<ClientPool>,
     /// Where the worker may send subrequests.
     pub allowed: Vec<AllowedOrigin>,
+    /// Its bound on subrequests in flight.
+    pub in_flight: InFlight,
 }
 
 impl Subrequests for WorkerOutbound {
@@ -106,6 +109,14 @@ impl WorkerOutbound {
             pool,
             trusted,
         } = self.target(request.request.url, &request.client_cert)?;
+        let permit =
+            self.in_flight
+                .try_start(&call.worker)
+                .map_err(|cause| FetchError::ConnectFailed {
+                    binding: binding.clone(),
+                    host: origin.clone(),
+                    cause,
+                })?;
         let remaining = call.deadline.saturating_duration_since(Instant::now());
         let timeout = request
             .timeout_ms
@@ -136,7 +147,11 @@ impl WorkerOutbound {
             memory_limit,
             held: claim,
         };
-        Ok(send::send(pool, job))
+        Ok(async move {
+            let fetched = send::send(pool, job).await;
+            drop(permit);
+            fetched
+        })
     }
 
     /// The `binding` label of a subrequest's metric: one of the worker's

@@ -11,6 +11,7 @@ use crate::config::{
 use crate::engine::{CompileLimits, Engine, EngineSettings};
 use crate::identity;
 use crate::inbound::tls::{PolicyCache, build_policies};
+use crate::outbound::in_flight::InFlight;
 use crate::outbound::{ClientPool, PoolCache, Pools, WorkerOutbound};
 use crate::state::{Generation, HostnamePolicies, IdentityEntry, Router, Worker};
 use crate::telemetry::metrics::WorkerSeries;
@@ -186,7 +187,12 @@ impl Loader {
             .anonymous(w, parts.previous)
             .map_err(|e| findings.error(&item, format!("cannot build its outbound client: {e:#}")))
             .ok()?;
-        let outbound = worker_outbound(w, identity, anonymous, parts.pools);
+        let share = manifest
+            .manifest
+            .server
+            .worker_share
+            .unwrap_or(DEFAULT_WORKER_SHARE);
+        let outbound = worker_outbound(w, identity, anonymous, parts.pools, share);
         let slots = worker_slots(&manifest.manifest);
         let handler = self.engines.handler(w, module?, limits, Arc::new(outbound));
         Some(Worker {
@@ -244,6 +250,7 @@ fn worker_outbound(
     identity: Option<Arc<ClientPool>>,
     anonymous: Arc<ClientPool>,
     pools: &Pools,
+    share: f64,
 ) -> WorkerOutbound {
     let mut bindings = HashMap::new();
     for b in &w.mtls_certificates {
@@ -264,6 +271,7 @@ fn worker_outbound(
         None => identity.map(|pool| (Arc::from(IDENTITY_CERTIFICATE), pool)),
     };
     WorkerOutbound {
+        in_flight: InFlight::for_worker(share),
         bindings,
         default,
         anonymous,

@@ -80,6 +80,11 @@ impl Server {
     /// Like [`load`](Self::load), with the embedding's [`LoadOptions`].
     pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Server, ManifestErrors> {
         let manifest = config::load(path)?;
+        // Subrequests in flight get the other half of the descriptors
+        // (before any worker is built: each takes its share of it).
+        let server = &manifest.manifest.server;
+        let max_connections = ConnectionSettings::resolve(server, raise_descriptor_limit());
+        crate::outbound::in_flight::set_process_limit(max_connections.max_connections as usize);
         let settings = engine_settings(&manifest, options);
         let engine = Engine::new(&settings).map_err(|e| {
             ManifestErrors(vec![
