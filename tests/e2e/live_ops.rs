@@ -494,6 +494,52 @@ fn keep_requesting(
     })
 }
 
+/// A reload refused for a file that does not exist yet is retried when
+/// the file appears: creating it is the fix. Before, the poller watched
+/// only the serving configuration's files, and only SIGHUP recovered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_reload_is_retried_when_the_missing_file_appears() {
+    let dir = temp_dir();
+    let d = dir.path();
+    std::fs::copy(module("probe"), d.join("w.wasm")).unwrap();
+    let head = format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nreload_poll_secs = 1\nmodule_cache = \"{}\"\n\n[[workers]]\nname = \"w\"\nmodule = \"w.wasm\"\n\n[[routes]]\nworker = \"w\"\n",
+        module_cache()
+    );
+    let sigil = Sigil::start(d, &head);
+    let admin = sigil.admin.unwrap();
+    let extra = "\n[[workers]]\nname = \"x\"\nmodule = \"x.wasm\"\n\n[[routes]]\npath = \"/extra\"\nworker = \"x\"\n";
+    let manifest = d.join("sigil.toml");
+    std::fs::write(d.join("next.toml"), format!("{head}{extra}")).unwrap();
+    replace_file(&d.join("next.toml"), &manifest);
+    sigil.logs_containing(&["reload refused", "x.wasm"], Duration::from_secs(10));
+    // Creating the module is the fix.
+    std::fs::copy(module("hello"), d.join("x.wasm")).unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let resp = client.get(sigil.http_url("/extra")).send().await.unwrap();
+        let body = resp.text().await.unwrap();
+        if body.starts_with("hello from sigil") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new worker never came: {body} {}",
+            sigil.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // One refusal, one reload, and no retry loop after either.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let m = scrape(admin).await;
+    assert_eq!(
+        counter(&m, "sigil_reloads_total", &[("result", "failed")]),
+        1.0
+    );
+    assert_eq!(counter(&m, "sigil_reloads_total", &[("result", "ok")]), 1.0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_module_that_cannot_serve_is_refused_at_reload_and_the_old_one_keeps_serving() {
     let dir = temp_dir();

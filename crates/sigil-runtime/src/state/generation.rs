@@ -10,7 +10,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+/// A file's size and modification time (`None` when it cannot be read):
+/// what the reload poller compares.
+pub type FileStamp = Option<(u64, SystemTime)>;
 
 /// A worker's Sigil-issued identity, renewed in place.
 pub struct IdentityEntry {
@@ -53,6 +57,10 @@ pub struct Generation {
     pub expiries: Vec<CertificateExpiry>,
     /// Every file this generation was built from (for reload polling).
     pub files: Vec<PathBuf>,
+    /// Their stamps when they were read (taken before the build started,
+    /// for the files the previous generation had too); the poller reloads
+    /// when a file no longer matches.
+    pub files_seen: Vec<(PathBuf, FileStamp)>,
     /// Warnings found while loading (e.g. certificates close to expiry).
     pub warnings: Vec<String>,
     /// Most times a request may pass through Sigil (`server.max_hops`).

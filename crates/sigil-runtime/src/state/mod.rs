@@ -18,7 +18,7 @@ mod worker;
 
 pub use body::{BodyError, BodyFailure, WorkerBody};
 pub use connection::ConnectionInfo;
-pub use generation::{CertificateExpiry, Generation, IdentityEntry};
+pub use generation::{CertificateExpiry, FileStamp, Generation, IdentityEntry};
 pub use hostnames::{HostnamePolicies, HostnamePolicy};
 pub use router::Router;
 pub use runtime::{ReloadRequest, Runtime};

@@ -17,6 +17,7 @@ use crate::state::{Generation, HostnamePolicies, IdentityEntry, Router, Worker};
 use crate::telemetry::metrics::WorkerSeries;
 use sigil_pki::IdentityIssuer;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,6 +62,9 @@ pub struct Parts {
 pub struct Loader {
     engines: Engines,
     serving: Mutex<Parts>,
+    /// The files the last build named (read or tried to read), refused
+    /// or not: after a refused reload the poller watches them too.
+    named: Mutex<Vec<PathBuf>>,
 }
 
 /// What every worker of a generation is built with.
@@ -80,7 +84,19 @@ impl Loader {
         Loader {
             engines: Engines::new(engine, settings),
             serving: Mutex::new(Parts::default()),
+            named: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The files the last build named, the manifest first.
+    pub fn named_files(&self) -> Vec<PathBuf> {
+        self.named.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Before a build: only `manifest` is named so far (a manifest that
+    /// does not parse names nothing else).
+    pub fn naming(&self, manifest: &Path) {
+        *self.named.lock().unwrap_or_else(|p| p.into_inner()) = vec![manifest.to_path_buf()];
     }
 
     /// The wasm engine of SDK workers.
@@ -131,6 +147,7 @@ impl Loader {
             }
         }
         let identities = parts.identities;
+        *self.named.lock().unwrap_or_else(|p| p.into_inner()) = findings.files.clone();
         findings.check()?;
         Ok(Built {
             generation: Generation {
@@ -145,6 +162,7 @@ impl Loader {
                 issuer,
                 identity_ttl: ttl,
                 expiries,
+                files_seen: Vec::new(),
                 files: findings.files,
                 warnings: findings.warnings,
                 max_hops: m.manifest.server.max_hops.unwrap_or(DEFAULT_MAX_HOPS),

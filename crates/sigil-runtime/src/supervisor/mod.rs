@@ -5,6 +5,7 @@
 //! This is the top of the runtime: it wires the layers together and
 //! nothing below imports it.
 
+mod file_stamps;
 mod kinds;
 mod load;
 mod reload;
@@ -92,7 +93,8 @@ impl Server {
             ])
         })?;
         let loader = Arc::new(Loader::new(Arc::new(engine), settings));
-        let built = loader.build(&manifest)?;
+        let mut built = loader.build(&manifest)?;
+        built.generation.files_seen = file_stamps::stamps(&built.generation.files);
         if !options.caller_prints_warnings {
             for w in &built.generation.warnings {
                 tracing::warn!("{w}");
@@ -162,7 +164,12 @@ impl Server {
         let limit = inbound.limit.clone();
         crate::memory::spawn_trimmer(Arc::new(move || limit.open()), stop.clone());
         let poll_secs = server.reload_poll_secs.unwrap_or(2);
-        reload::spawn_triggers(self.runtime.clone(), poll_secs, stop.clone());
+        reload::spawn_triggers(
+            self.runtime.clone(),
+            self.loader.clone(),
+            poll_secs,
+            stop.clone(),
+        );
         tokio::spawn(reload::run(
             self.runtime.clone(),
             self.loader.clone(),

@@ -3,14 +3,15 @@
 //! in turn, builds the new generation off the async threads, and swaps it
 //! in whole — or keeps serving the current one and says why.
 
+use super::file_stamps::{self, changed, loaded_with, stamps};
 use super::{Built, Loader};
 use crate::config::ServerSection;
 use crate::config::{self, ManifestError, ManifestErrors};
-use crate::state::{ReloadRequest, Runtime};
+use crate::state::{FileStamp, ReloadRequest, Runtime};
 use crate::telemetry::metrics::{ReloadLabels, ReloadResult, SettingLabel, metrics};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// A build the loader thread runs: the manifest to load, where the result goes.
@@ -26,6 +27,7 @@ fn spawn_loader_thread(loader: Arc<Loader>) -> std::io::Result<std::sync::mpsc::
         .name("sigil-loader".into())
         .spawn(move || {
             for (path, reply) in queue {
+                loader.naming(&path);
                 let build = || config::load(&path).and_then(|m| loader.build(&m));
                 let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(build))
                     .unwrap_or_else(|_| {
@@ -126,6 +128,9 @@ async fn reload(
             message,
         }]))
     };
+    // Stamped before the build reads them: a file replaced while it runs
+    // no longer matches afterwards, and the poller reloads again.
+    let before = stamps(&runtime.current().files);
     let built = match jobs.send((manifest.to_path_buf(), reply)) {
         Ok(()) => result
             .await
@@ -133,7 +138,8 @@ async fn reload(
         Err(_) => failed("the loader thread stopped".into()),
     };
     let result = match built {
-        Ok(built) => {
+        Ok(mut built) => {
+            built.generation.files_seen = loaded_with(&built.generation.files, &before);
             let server = swap_in(runtime, loader, built, trigger);
             // The replaced generation is freed unless requests still hold
             // it: give its memory back, or resident memory creeps up with
@@ -162,29 +168,20 @@ async fn reload(
     result
 }
 
-/// Size and mtime of every file of the current generation.
-fn files_fingerprint(runtime: &Runtime) -> Vec<(PathBuf, Option<(u64, SystemTime)>)> {
-    runtime
-        .current()
-        .files
-        .iter()
-        .map(|p| {
-            let meta = std::fs::metadata(p)
-                .ok()
-                .and_then(|m| Some((m.len(), m.modified().ok()?)));
-            (p.clone(), meta)
-        })
-        .collect()
-}
-
 /// Ask for a reload on SIGHUP and, every `poll_secs` (0 = never), when a
 /// file of the current generation changed.
-pub(super) fn spawn_triggers(runtime: Arc<Runtime>, poll_secs: u64, stop: watch::Receiver<bool>) {
+pub(super) fn spawn_triggers(
+    runtime: Arc<Runtime>,
+    loader: Arc<Loader>,
+    poll_secs: u64,
+    stop: watch::Receiver<bool>,
+) {
     #[cfg(unix)]
     tokio::spawn(on_hangup(runtime.clone(), stop.clone()));
     if poll_secs > 0 {
         tokio::spawn(on_file_change(
             runtime,
+            loader,
             Duration::from_secs(poll_secs),
             stop,
         ));
@@ -208,8 +205,17 @@ async fn on_hangup(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn on_file_change(runtime: Arc<Runtime>, every: Duration, mut stop: watch::Receiver<bool>) {
-    let mut last = files_fingerprint(&runtime);
+async fn on_file_change(
+    runtime: Arc<Runtime>,
+    loader: Arc<Loader>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    // After a refused reload: the generation it was refused for and the
+    // stamps it saw, of that generation's files and of the files the
+    // refused manifest named (a certificate that did not exist yet:
+    // creating it is the fix, and it is what gets the reload retried).
+    let mut refused: Option<(u64, Vec<(PathBuf, FileStamp)>)> = None;
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
@@ -217,11 +223,39 @@ async fn on_file_change(runtime: Arc<Runtime>, every: Duration, mut stop: watch:
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let now = files_fingerprint(&runtime);
-        if now != last {
-            let _ = runtime.reload("file change").await;
-            // Whether it succeeded or not, wait for the next change.
-            last = files_fingerprint(&runtime);
+        let generation = runtime.current();
+        let due = match &refused {
+            Some((id, seen)) if *id == generation.id => changed(seen),
+            // Compared with what the generation was built from, whichever
+            // trigger built it: a SIGHUP reload needs no second one.
+            _ => changed(&generation.files_seen),
+        };
+        if !due {
+            continue;
+        }
+        let mut watched = generation.files.clone();
+        if let Some((id, seen)) = &refused
+            && *id == generation.id
+        {
+            for (p, _) in seen {
+                if !watched.contains(p) {
+                    watched.push(p.clone());
+                }
+            }
+        }
+        let seen = stamps(&watched);
+        match runtime.reload("file change").await {
+            Ok(()) => refused = None,
+            Err(_) => {
+                let mut seen = seen;
+                for f in loader.named_files() {
+                    if !seen.iter().any(|(p, _)| *p == f) {
+                        let stamp = file_stamps::stamp(&f);
+                        seen.push((f, stamp));
+                    }
+                }
+                refused = Some((generation.id, seen));
+            }
         }
     }
 }
