@@ -146,3 +146,44 @@ fn sigil_new_refuses_a_duplicate_worker_and_an_invalid_manifest() {
     );
     assert!(!d.join("zz").exists());
 }
+
+/// `sigil new -c` naming a device or a FIFO is refused as `check` and
+/// `serve` refuse it. Before, `/dev/zero` was read until memory ran out
+/// and a FIFO blocked forever.
+#[test]
+fn sigil_new_refuses_a_manifest_that_is_a_device_or_a_fifo() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let fifo = d.join("fifo.toml");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    for (manifest, what) in [("/dev/zero", "a character device"), ("fifo.toml", "a FIFO")] {
+        let mut child = Command::new(binary())
+            .args(["new", "zz", "--lang", "js", "-c", manifest])
+            .current_dir(d)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run sigil");
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > std::time::Duration::from_secs(20) {
+                child.kill().unwrap();
+                panic!("sigil new -c {manifest} did not finish");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}");
+        assert!(
+            text.contains(&format!("it is {what}, not a regular file")),
+            "{manifest}: {text}"
+        );
+        assert!(!d.join("zz").exists(), "files were written anyway");
+    }
+}

@@ -147,10 +147,17 @@ pub fn run(name: &str, lang: NewLang, config: &Path) -> anyhow::Result<()> {
 /// The manifest's text, or `None` when there is none yet (a new one is
 /// started).
 fn read_manifest(config: &Path) -> anyhow::Result<Option<String>> {
-    match std::fs::read_to_string(config) {
-        Ok(text) => Ok(Some(text)),
+    // As `check` and `serve` read it: a regular file of bounded size (a
+    // device would be read without end, a FIFO would block).
+    match sigil_pki::fs::read_regular(config, sigil_pki::fs::MAX_MANIFEST_BYTES) {
+        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| {
+            anyhow::anyhow!("{}: the manifest is not UTF-8 text: {e}", config.display())
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", config.display())),
+        Err(e) => Err(anyhow::anyhow!(
+            "{}: cannot read the manifest: {e} (pass another with -c FILE)",
+            config.display()
+        )),
     }
 }
 

@@ -115,6 +115,15 @@ pub fn run(cmd: CertsCommand) -> anyhow::Result<()> {
             out_key,
             force,
         } => {
+            distinct_files(
+                &cn,
+                &[
+                    ("--ca-cert", &ca_cert),
+                    ("--ca-key", &ca_key),
+                    ("--out-cert", &out_cert),
+                    ("--out-key", &out_key),
+                ],
+            )?;
             refuse_overwrite(&[&out_cert, &out_key], force)?;
             let usage = match (client, server) {
                 (true, true) => CertUsage::Both,
@@ -139,6 +148,7 @@ pub fn run(cmd: CertsCommand) -> anyhow::Result<()> {
             out_key,
             force,
         } => {
+            distinct_files(&cn, &[("--out-cert", &out_cert), ("--out-key", &out_key)])?;
             refuse_overwrite(&[&out_cert, &out_key], force)?;
             let ca = CertificateAuthority::generate(&cn, days)?;
             write_file(&out_key, ca.key_pem().as_bytes(), true)?;
@@ -202,6 +212,37 @@ fn inspect_verified(file: &Path, ca: Option<&Path>) -> anyhow::Result<()> {
             file.display(),
             ca.map(|p| p.display().to_string()).unwrap_or_default()
         );
+    }
+    Ok(())
+}
+
+/// Refuse two of `files` (flag, path) naming one file: writing the
+/// certificate over the key just written (or over the CA's own files)
+/// would destroy a private key while reporting success.
+fn distinct_files(what: &str, files: &[(&str, &Path)]) -> Result<(), CertError> {
+    let same = |a: &Path, b: &Path| {
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        if absolute(a) == absolute(b) {
+            return true;
+        }
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+            _ => false,
+        }
+    };
+    for (i, (flag_a, a)) in files.iter().enumerate() {
+        for (flag_b, b) in &files[i + 1..] {
+            if same(a, b) {
+                return Err(CertError::InvalidRequest {
+                    what: format!("{what:?}"),
+                    detail: format!(
+                        "{flag_a} and {flag_b} name the same file ({}); give each its own path",
+                        a.display()
+                    ),
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -273,6 +314,61 @@ mod tests {
             }
         );
         assert!(Cli::try_parse_from(["certs", "issue", "--ip", "nope"]).is_err());
+    }
+
+    /// One path for the certificate and the key (or a CA file as an
+    /// output, even with --force) is refused before anything is written.
+    /// Before, `certs ca --out-cert same.pem --out-key same.pem` exited 0
+    /// with the CA's key overwritten by its certificate.
+    #[test]
+    fn outputs_that_name_one_file_are_refused() {
+        let dir = TempDir::new("cli-same");
+        let same = dir.path().join("same.pem");
+        let err = run(CertsCommand::Ca {
+            cn: "Same".into(),
+            days: 30,
+            out_cert: same.clone(),
+            out_key: dir.path().join(".").join("same.pem"),
+            force: false,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--out-cert and --out-key name the same file"),
+            "{err}"
+        );
+        assert!(!same.exists(), "nothing is written");
+        let (ca_cert, ca_key) = (dir.path().join("ca.pem"), dir.path().join("ca.key"));
+        run(CertsCommand::Ca {
+            cn: "CA".into(),
+            days: 30,
+            out_cert: ca_cert.clone(),
+            out_key: ca_key.clone(),
+            force: false,
+        })
+        .unwrap();
+        let key_before = std::fs::read(&ca_key).unwrap();
+        let err = run(CertsCommand::Issue {
+            ca_cert: ca_cert.clone(),
+            ca_key: ca_key.clone(),
+            cn: "svc".into(),
+            dns: vec![],
+            ip: vec![],
+            uri: vec![],
+            client: true,
+            server: false,
+            days: 1,
+            out_cert: dir.path().join("svc.pem"),
+            out_key: ca_key.clone(),
+            force: true,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--ca-key and --out-key name the same file"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&ca_key).unwrap(), key_before);
     }
 
     #[test]
