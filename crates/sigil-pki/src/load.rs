@@ -55,12 +55,26 @@ fn pem_error_in_words(e: &pem::Error) -> String {
         pem::Error::IllegalSectionStart { line } => {
             format!("a \"-----BEGIN\" line is malformed: \"{}\"", text(line))
         }
-        pem::Error::Base64Decode(detail) => {
-            format!("a section's body is not valid base64 ({detail})")
-        }
+        pem::Error::Base64Decode(detail) => match invalid_base64_byte(detail) {
+            Some(b) => format!(
+                "a section's body is not valid base64: it holds {} (header lines, or text pasted into the block?)",
+                match b {
+                    0x21..=0x7e => format!("the character '{}'", b as char),
+                    _ => format!("the byte 0x{b:02x}"),
+                }
+            ),
+            None => format!("a section's body is not valid base64 ({detail})"),
+        },
         pem::Error::SectionTooLarge => "a section is larger than 256 MB".into(),
         other => other.to_string(),
     }
+}
+
+/// The byte the base64 decoder refused, from its `InvalidCharacter(N)`.
+fn invalid_base64_byte(detail: &str) -> Option<u8> {
+    let start = detail.find("InvalidCharacter(")? + "InvalidCharacter(".len();
+    let end = start + detail[start..].find(')')?;
+    detail[start..end].parse().ok()
 }
 
 /// Splits PEM text into its recognised sections (unknown labels are skipped).
@@ -143,6 +157,14 @@ pub fn load_chain(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>
 /// Accepts PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) and SEC1
 /// (`EC PRIVATE KEY`). The first key in the file is returned.
 pub fn parse_private_key(bytes: &[u8], path: &Path) -> Result<PrivateKeyDer<'static>, CertError> {
+    // Before the PEM parser: an OpenSSL "traditional" encrypted key
+    // (`Proc-Type: 4,ENCRYPTED` and `DEK-Info:` header lines inside the
+    // block) is not base64, and its error would hide what is wrong.
+    if contains(bytes, "Proc-Type: 4,ENCRYPTED") {
+        return Err(CertError::EncryptedKey {
+            path: path.to_path_buf(),
+        });
+    }
     let sections = sections(bytes, path)?;
     let mut saw_cert = false;
     for (kind, der) in sections {
@@ -342,6 +364,15 @@ mod tests {
             load_private_key(&empty).unwrap_err(),
             CertError::NoPrivateKey { .. }
         ));
+        // OpenSSL's traditional encryption (`openssl genrsa -aes256`):
+        // header lines in the block. Before: "malformed PEM: ... not valid
+        // base64 (InvalidCharacter(45))".
+        let traditional = dir.write(
+            "trad.key",
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00112233445566778899AABBCCDDEEFF\n\nMAA=\n-----END RSA PRIVATE KEY-----\n",
+        );
+        let err = load_private_key(&traditional).unwrap_err();
+        assert!(matches!(err, CertError::EncryptedKey { .. }), "{err}");
     }
 
     #[test]
@@ -369,10 +400,13 @@ mod tests {
             "broken.pem",
             "-----BEGIN CERTIFICATE-----\n!!!notbase64\n-----END CERTIFICATE-----\n",
         );
-        assert!(matches!(
-            load_chain(&path).unwrap_err(),
-            CertError::Pem { .. }
-        ));
+        let err = load_chain(&path).unwrap_err();
+        assert!(matches!(err, CertError::Pem { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("not valid base64: it holds the character '!'"),
+            "{err}"
+        );
         // A file cut short names the missing line in words, not bytes.
         let cut = dir.write("cut.pem", "-----BEGIN CERTIFICATE-----\nMAA=\n");
         let msg = load_chain(&cut).unwrap_err().to_string();
