@@ -281,3 +281,45 @@ async fn a_request_head_over_64_kib_gets_431() {
         &response[..response.len().min(600)]
     );
 }
+
+/// Routes match the path as origins read it: dot segments removed, runs of
+/// `/` merged, unreserved characters decoded. Before, `//secret`,
+/// `/./secret`, `/x/../secret` and `/%73ecret` slipped past the `/secret`
+/// route to the catch-all worker (whose origin would read `/secret`).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_spelling_of_a_path_takes_its_route() {
+    let dir = crate::support::temp_dir();
+    let manifest = format!(
+        "[server]\nhttp = \"127.0.0.1:0\"\nmodule_cache = \"{cache}\"\n\n\
+         [[workers]]\nname = \"open\"\nmodule = \"{probe}\"\n\n\
+         [[workers]]\nname = \"guard\"\nmodule = \"{hello}\"\n\n\
+         [[routes]]\nworker = \"open\"\n\n\
+         [[routes]]\npath = \"/secret\"\nworker = \"guard\"\n",
+        cache = crate::support::module_cache(),
+        probe = crate::support::module("probe"),
+        hello = crate::support::module("hello"),
+    );
+    let sigil = crate::support::sigil::Sigil::start(dir.path(), &manifest);
+    for path in [
+        "/secret/url",
+        "//secret/url",
+        "/./secret/url",
+        "/x/../secret/url",
+        "/%73ecret/url",
+        "/%2e/secret/url",
+        "/secret",
+    ] {
+        let tcp = TcpStream::connect(sigil.http.unwrap()).await.unwrap();
+        let response = raw_exchange(tcp, &get(path, &["Host: a.example"])).await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{path}: {response}");
+        assert!(
+            response.contains("hello from sigil"),
+            "{path} reached the catch-all: {response}"
+        );
+    }
+    for path in ["/secretx", "/c%2Fsecret", "/"] {
+        let tcp = TcpStream::connect(sigil.http.unwrap()).await.unwrap();
+        let response = raw_exchange(tcp, &get(path, &["Host: a.example"])).await;
+        assert!(response.contains("probe ok"), "{path}: {response}");
+    }
+}

@@ -440,6 +440,31 @@ fn bindings(
     }
 }
 
+/// Why a route `path` could never match a request, if it could not: a
+/// request's path holds no query, fragment, space or raw non-ASCII
+/// character, and routes match it normalised (see `state::route_path`).
+fn route_path_problem(path: &str) -> Option<String> {
+    if let Some(c) = path
+        .chars()
+        .find(|c| matches!(c, '?' | '#') || !c.is_ascii_graphic())
+    {
+        let what = match c {
+            '?' => "a query ('?'): routes match the path only".to_string(),
+            '#' => "a fragment ('#'): clients never send one".to_string(),
+            c => format!("{c:?}: a request path holds only visible ASCII (percent-encode it)"),
+        };
+        return Some(format!("path holds {what}; it could never match"));
+    }
+    let normal = crate::state::route_path(path);
+    let trimmed = |p: &str| p.trim_end_matches('/').to_string();
+    if trimmed(&normal) != trimmed(path) {
+        return Some(format!(
+            "routes match the normalised path (no '//', '.' or '..' segments, unreserved characters not percent-encoded): write \"{normal}\""
+        ));
+    }
+    None
+}
+
 fn routes(p: &mut Problems<'_>, list: &[RouteSection], workers: &HashSet<&str>) {
     let mut seen = HashSet::new();
     for r in list {
@@ -466,6 +491,8 @@ fn routes(p: &mut Problems<'_>, list: &[RouteSection], workers: &HashSet<&str>) 
         }
         if !path.starts_with('/') {
             p.add(&item, "path must start with '/'");
+        } else if let Some(problem) = route_path_problem(path) {
+            p.add(&item, problem);
         }
         let key = (
             host.to_ascii_lowercase(),

@@ -269,7 +269,9 @@ async fn serve_inner(
     if let Some(refused) = connection_refused(&generation, &conn) {
         return misdirected_close(refused);
     }
-    let path = req.uri().path().to_string();
+    // Routed as origins read it (`/x/../secret` is `/secret`); the worker
+    // sees the path as sent.
+    let path = crate::state::route_path(req.uri().path()).into_owned();
     let Some(worker) = generation
         .router
         .find(&host, &path)
