@@ -57,7 +57,8 @@ pub fn manifest(data: &[u8]) {
 }
 
 /// SNI, `Host`, `:authority` and absolute-form targets, alone and against
-/// each other (the first line is the target, the rest `Host` headers).
+/// each other (the first line is the target, the rest `Host` headers), and
+/// the path a target is routed by.
 pub fn authority(data: &[u8]) {
     let _ = parse_authority(data);
     if let Ok(text) = std::str::from_utf8(data) {
@@ -71,6 +72,13 @@ pub fn authority(data: &[u8]) {
     let hosts: Vec<&HeaderValue> = hosts.iter().collect();
     for version in [Version::HTTP_11, Version::HTTP_2] {
         let _ = authority_of(version, target, &hosts, "https");
+    }
+    // The path a request is routed by: normalising is idempotent, and a
+    // path stays a path.
+    if let Some(path) = target.filter(|t| t.starts_with('/') && t.is_ascii()) {
+        let routed = crate::state::route_path(path);
+        assert!(routed.starts_with('/'), "{path:?} routed as {routed:?}");
+        assert_eq!(crate::state::route_path(&routed), routed, "{path:?}");
     }
 }
 
