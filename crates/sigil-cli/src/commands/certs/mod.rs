@@ -19,7 +19,9 @@ use sigil_pki::{CertError, CertUsage, CertificateAuthority, IssueRequest};
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum CertsCommand {
     /// Create a throwaway development PKI (CAs, server, device and client
-    /// certificates) for the examples. Existing files are kept.
+    /// certificates) for the examples. Existing files are kept, except that
+    /// a CA whose key is missing is created anew, with new certificates
+    /// under it.
     Init {
         /// Directory to write the certificates and keys into.
         #[arg(long, default_value = "certs")]
