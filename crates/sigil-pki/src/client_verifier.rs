@@ -590,7 +590,7 @@ impl ClientVerifier {
             return Err(VerifyFailure::ChainTooLong);
         }
         let error = match self.verify_with_webpki(leaf, intermediates, now) {
-            Ok(()) => return Ok(()),
+            Ok(_) => return Ok(()),
             Err(error) => error,
         };
         if self.is_untrusted_self_signed(leaf) {
@@ -607,12 +607,30 @@ impl ClientVerifier {
         Err(failure)
     }
 
+    /// The intermediates of the path `chain` (leaf first) verifies through
+    /// now, the leaf's issuer first — not what the client sent, which may
+    /// add certificates or order them otherwise — or `None` when it does
+    /// not verify. What RFC 9440's `Client-Cert-Chain` carries.
+    pub fn verified_intermediates(
+        &self,
+        chain: &[CertificateDer<'_>],
+    ) -> Option<Vec<CertificateDer<'static>>> {
+        let (leaf, intermediates) = chain.split_first()?;
+        if intermediates.len() > MAX_SENT_INTERMEDIATES.max(self.max_chain_depth - 1) {
+            return None;
+        }
+        self.verify_with_webpki(leaf, intermediates, UnixTime::now())
+            .ok()
+    }
+
+    /// Verify with webpki; the verified path's intermediates, leaf's issuer
+    /// first.
     fn verify_with_webpki(
         &self,
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-    ) -> Result<(), webpki::Error> {
+    ) -> Result<Vec<CertificateDer<'static>>, webpki::Error> {
         let end_entity = webpki::EndEntityCert::try_from(leaf)?;
         let crl_refs: Vec<&CertRevocationList<'static>> = self.crls.iter().collect();
         let revocation = RevocationOptionsBuilder::new(&crl_refs)
@@ -653,7 +671,11 @@ impl ClientVerifier {
                 revocation,
                 Some(&depth_limit),
             )
-            .map(|_| ())
+            .map(|path| {
+                path.intermediate_certificates()
+                    .map(|c| c.der().into_owned())
+                    .collect()
+            })
     }
 
     /// Whether `der` is self-signed (issuer = subject and its signature

@@ -186,9 +186,13 @@ fn sf_binary(der: &[u8]) -> String {
 }
 
 impl ForwardedClientCert {
-    /// Render the headers for `chain` (leaf first) with its `details`.
-    pub fn new(chain: &[CertificateDer<'_>], details: &ClientAuth) -> Option<Self> {
-        let (leaf, intermediates) = chain.split_first()?;
+    /// Render the headers for `leaf`, the `intermediates` of the path it
+    /// verified through (leaf's issuer first) and its `details`.
+    pub fn new(
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        details: &ClientAuth,
+    ) -> Option<Self> {
         let client_cert = HeaderValue::from_str(&sf_binary(leaf)).ok()?;
         let client_cert_chain = if intermediates.is_empty() {
             None

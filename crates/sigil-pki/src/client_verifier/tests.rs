@@ -536,6 +536,41 @@ fn a_maze_of_intermediates_is_refused_before_path_building() {
     );
 }
 
+/// The chain forwarded to origins is the verified path, leaf's issuer
+/// first: a device under tenant Y's intermediate that sends tenant X's
+/// intermediate (and unrelated CAs) along forwards only Y's. Before,
+/// `Client-Cert-Chain` carried the chain as sent, X first.
+#[test]
+fn the_verified_intermediates_are_the_path_not_what_was_sent() {
+    let pki = Pki::new();
+    let tenant_x = intermediate("Tenant X", &pki.a);
+    let tenant_y = intermediate("Tenant Y", &pki.a);
+    let device = Client::issued(
+        leaf_params("device-y", 43),
+        &tenant_y,
+        &[&tenant_x, &pki.unknown, &tenant_y],
+    );
+    let verifier = pki.verifier(keep);
+    assert_eq!(verifier.check_at(&device.chain, now()).0, Verdict::Success);
+    assert_eq!(
+        verifier.verified_intermediates(&device.chain),
+        Some(vec![tenant_y.der().clone()])
+    );
+    // A deeper path, sent root-first and shuffled: issuer first.
+    let deep = Client::issued(
+        leaf_params("deep", 44),
+        &pki.int_a_deep,
+        &[&pki.a, &pki.int_a, &pki.int_a_deep],
+    );
+    assert_eq!(
+        verifier.verified_intermediates(&deep.chain),
+        Some(vec![pki.int_a_deep.der().clone(), pki.int_a.der().clone()])
+    );
+    // Nothing for a chain that does not verify.
+    let stranger = Client::issued(leaf_params("stranger", 45), &pki.unknown, &[]);
+    assert_eq!(verifier.verified_intermediates(&stranger.chain), None);
+}
+
 #[test]
 fn path_building_goes_on_past_a_path_that_is_too_long() {
     // The leaf's issuer X is cross-certified twice, with the same key and

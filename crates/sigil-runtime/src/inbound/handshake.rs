@@ -228,7 +228,18 @@ fn connection_info(
     let auth = client_auth(policy, chain);
     let forward = match (policy.forward_client_cert, chain) {
         (true, Some(chain)) if auth.cert_verified == CertVerified::Success => {
-            ForwardedClientCert::new(chain, &auth).map(Arc::new)
+            // The verified path, not the chain as sent: a device under one
+            // tenant's intermediate must not pass another tenant's along.
+            let path = policy
+                .verifier
+                .as_ref()
+                .and_then(|v| v.verified_intermediates(chain));
+            match (chain.first(), path) {
+                (Some(leaf), Some(path)) => {
+                    ForwardedClientCert::new(leaf, &path, &auth).map(Arc::new)
+                }
+                _ => None,
+            }
         }
         _ => None,
     };
