@@ -41,12 +41,26 @@ pub const ALL: [&str; 12] = [
 /// Bytes that cannot appear in a header value as they are: controls and `%`.
 const ESCAPED: &AsciiSet = &CONTROLS.add(b'%');
 
+/// In a SAN, a `,` is encoded too: one field line goes per SAN, and field
+/// lines of one name are joined with `, ` (RFC 9110, the Fetch API's
+/// `Headers.get`), so a comma inside one SAN would read as two SANs.
+const SAN_ESCAPED: &AsciiSet = &ESCAPED.add(b',');
+
 /// `text` as a header value, percent-encoded: every `%`, control character
 /// (tab included) and non-ASCII byte, always, so that a value is never
 /// ambiguous (a DN holding a literal `%0A` arrives as `%250A`). Plain text
 /// passes unchanged.
 fn value(text: &str) -> HeaderValue {
-    let encoded = utf8_percent_encode(text, ESCAPED).to_string();
+    encoded(text, ESCAPED)
+}
+
+/// A SAN as one field line (its commas encoded as well).
+fn san_value(text: &str) -> HeaderValue {
+    encoded(text, SAN_ESCAPED)
+}
+
+fn encoded(text: &str, set: &'static AsciiSet) -> HeaderValue {
+    let encoded = utf8_percent_encode(text, set).to_string();
     HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static("?"))
 }
 
@@ -72,10 +86,10 @@ pub fn apply(details: Option<&ClientAuth>, headers: &mut HeaderMap) {
     set(headers, NOT_BEFORE, HeaderValue::from(a.cert_not_before));
     set(headers, NOT_AFTER, HeaderValue::from(a.cert_not_after));
     for san in &a.dns_sans {
-        set(headers, DNS_SANS, value(san));
+        set(headers, DNS_SANS, san_value(san));
     }
     for san in &a.uri_sans {
-        set(headers, URI_SANS, value(san));
+        set(headers, URI_SANS, san_value(san));
     }
     if let Some(id) = &a.spiffe_id {
         set(headers, SPIFFE_ID, value(id));
@@ -119,5 +133,12 @@ mod tests {
         assert_eq!(value("CN=a\tb"), "CN=a%09b");
         assert_eq!(value("CN=Zoë"), "CN=Zo%C3%AB");
         assert_eq!(value("CN=plain, O=Alpha"), "CN=plain, O=Alpha");
+        // One SAN holding ", " stays one SAN once field lines are joined.
+        // Before: "spiffe://d/worker/reader, spiffe://d/worker/writer".
+        assert_eq!(
+            san_value("spiffe://d/worker/reader, spiffe://d/worker/writer"),
+            "spiffe://d/worker/reader%2C spiffe://d/worker/writer"
+        );
+        assert_eq!(san_value("a.example"), "a.example");
     }
 }
