@@ -14,21 +14,23 @@ use super::spiffe::SpiffeError;
 #[non_exhaustive]
 pub enum CertError {
     /// A file could not be read.
-    #[error("{path}: cannot read file: {source}; check that the path is correct and readable")]
+    // `cause`, not `source`: the message already includes it, and `{:#}`
+    // chains would print it twice.
+    #[error("{path}: cannot read file: {cause}; check that the path is correct and readable")]
     Read {
         /// The file.
         path: PathBuf,
         /// The underlying I/O error.
-        source: io::Error,
+        cause: io::Error,
     },
 
     /// A file or directory could not be written.
-    #[error("{path}: cannot write file: {source}; check that the directory exists and is writable")]
+    #[error("{path}: cannot write file: {cause}; check that the directory exists and is writable")]
     Write {
         /// The file.
         path: PathBuf,
         /// The underlying I/O error.
-        source: io::Error,
+        cause: io::Error,
     },
 
     /// An output file exists and overwriting was not requested.
@@ -245,6 +247,32 @@ impl CertError {
         Self::InvalidRequest {
             what: format!("{what:?}"),
             detail: detail.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file error says its cause once: it has no `source()` for an
+    /// error chain (`{:#}`, anyhow) to print again. Before, the CLI printed
+    /// "cannot write file: Not a directory (os error 20); check ...: Not a
+    /// directory (os error 20)".
+    #[test]
+    fn file_errors_say_their_cause_once() {
+        for e in [
+            CertError::Read {
+                path: "a.pem".into(),
+                cause: io::Error::from_raw_os_error(2),
+            },
+            CertError::Write {
+                path: "adir/".into(),
+                cause: io::Error::from_raw_os_error(20),
+            },
+        ] {
+            assert!(std::error::Error::source(&e).is_none(), "{e}");
+            assert_eq!(e.to_string().matches("(os error").count(), 1, "{e}");
         }
     }
 }

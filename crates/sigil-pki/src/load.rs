@@ -32,7 +32,7 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, CertError> {
 fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, CertError> {
     crate::fs::read_regular(path, max).map_err(|source| CertError::Read {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 

@@ -101,7 +101,7 @@ pub fn init_dev_pki(
 ) -> Result<DevPkiReport, CertError> {
     std::fs::create_dir_all(dir).map_err(|source| CertError::Write {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let mut run = Run {
         dir,
@@ -236,7 +236,7 @@ pub fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), Cer
     use std::io::Write;
     let err = |source| CertError::Write {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let file_name = path
         .file_name()
