@@ -400,3 +400,49 @@ fn inspect_fails_a_chain_whose_ca_is_outside_its_validity() {
         "{line}"
     );
 }
+
+/// `certs issue --days` past the CA's own end says that the certificate
+/// ends with its CA. Before, it was shortened without a word.
+#[test]
+fn issue_says_when_the_ca_ends_first() {
+    let dir = crate::support::temp_dir();
+    let d = dir.path();
+    let p = |name: &str| d.join(name).to_string_lossy().into_owned();
+    sigil_ok(&[
+        "certs",
+        "ca",
+        "--cn",
+        "Short CA",
+        "--days",
+        "2",
+        "--out-cert",
+        &p("ca.pem"),
+        "--out-key",
+        &p("ca.key"),
+    ]);
+    let issue = |days: &str, stem: &str| {
+        sigil_ok(&[
+            "certs",
+            "issue",
+            "--ca-cert",
+            &p("ca.pem"),
+            "--ca-key",
+            &p("ca.key"),
+            "--cn",
+            "d",
+            "--days",
+            days,
+            "--out-cert",
+            &p(&format!("{stem}.pem")),
+            "--out-key",
+            &p(&format!("{stem}.key")),
+        ])
+    };
+    let long = issue("365", "long");
+    assert!(
+        long.contains("note: the certificate ends with its CA, at "),
+        "{long}"
+    );
+    let short = issue("1", "short");
+    assert!(!short.contains("note:"), "{short}");
+}

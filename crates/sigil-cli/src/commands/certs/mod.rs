@@ -193,6 +193,12 @@ fn issue(
     write_file(out_key, issued.key_pem.as_bytes(), true)?;
     write_file(out_cert, issued.cert_pem.as_bytes(), false)?;
     println!("wrote {} and {}", out_cert.display(), out_key.display());
+    if req.not_after.unix_timestamp() > ca.not_after() {
+        println!(
+            "note: the certificate ends with its CA, at {}: sooner than --days asked for (a certificate cannot outlive its issuer)",
+            sigil_pki::details::format_rfc3339(ca.not_after())
+        );
+    }
     print!(
         "{}",
         inspect(out_cert, Some(ca_cert), sigil_pki::unix_now())?
