@@ -188,10 +188,30 @@ impl CrlDetails {
 }
 
 /// Uppercase hex of a DER INTEGER's content octets, without the leading zero
-/// sign byte(s) and without colons (Cloudflare's `certSerial` format).
+/// sign byte(s) and without colons (Cloudflare's `certSerial` format). A
+/// negative serial (RFC 5280 forbids them, but they exist) is written as
+/// OpenSSL writes it, `-` and its magnitude: `-05`, not `FB`, which is 251.
 pub fn serial_to_hex(raw: &[u8]) -> String {
-    let first_nonzero = raw.iter().position(|&b| b != 0).unwrap_or(raw.len());
-    let trimmed = &raw[first_nonzero..];
+    if raw.first().is_some_and(|b| b & 0x80 != 0) {
+        // Two's complement: invert, add one.
+        let mut magnitude: Vec<u8> = raw.iter().map(|b| !b).collect();
+        for b in magnitude.iter_mut().rev() {
+            let (sum, carry) = b.overflowing_add(1);
+            *b = sum;
+            if !carry {
+                break;
+            }
+        }
+        return format!("-{}", unsigned_hex(&magnitude));
+    }
+    unsigned_hex(raw)
+}
+
+/// Uppercase hex of `bytes` read as an unsigned number, leading zero bytes
+/// dropped (`00` for zero).
+fn unsigned_hex(bytes: &[u8]) -> String {
+    let first_nonzero = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    let trimmed = &bytes[first_nonzero..];
     if trimmed.is_empty() {
         return "00".to_string();
     }
@@ -416,6 +436,11 @@ mod tests {
         assert_eq!(format_rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
         assert_eq!(serial_to_hex(&[0x00, 0x80, 0x01]), "8001");
         assert_eq!(serial_to_hex(&[0]), "00");
+        // Negative serials (before: -5 and 251 both read "FB").
+        assert_eq!(serial_to_hex(&[0xFB]), "-05");
+        assert_eq!(serial_to_hex(&[0x00, 0xFB]), "FB");
+        assert_eq!(serial_to_hex(&[0xFF, 0x00]), "-0100");
+        assert_eq!(serial_to_hex(&[0x80]), "-80");
         assert_eq!(serial_from_hex("80:01").unwrap(), vec![0x80, 0x01]);
         assert_eq!(serial_from_hex("abc").unwrap(), vec![0x0a, 0xbc]);
         assert!(serial_from_hex("zz").is_err());
