@@ -76,9 +76,9 @@ pub fn authority(data: &[u8]) {
     // The path a request is routed by: normalising is idempotent, and a
     // path stays a path.
     if let Some(path) = target.filter(|t| t.starts_with('/') && t.is_ascii()) {
-        let routed = crate::state::route_path(path);
+        let routed = crate::route_path::route_path(path);
         assert!(routed.starts_with('/'), "{path:?} routed as {routed:?}");
-        assert_eq!(crate::state::route_path(&routed), routed, "{path:?}");
+        assert_eq!(crate::route_path::route_path(&routed), routed, "{path:?}");
     }
 }
 

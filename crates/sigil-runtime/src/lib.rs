@@ -19,7 +19,9 @@
 //!   data every layer may read, and the contracts between layers;
 //! - [`config`]: the manifest, parsed and checked (no TLS, no wasm);
 //! - leaves used by every layer: [`authority`] (the one strict parser of
-//!   SNI, `Host` and `:authority`), [`headers`] (hop-by-hop and runtime-owned
+//!   SNI, `Host` and `:authority`), [`route_path`] (the normalised path a
+//!   request is routed by, and route paths are checked against),
+//!   [`headers`] (hop-by-hop and runtime-owned
 //!   headers, client-certificate forwarding) and [`telemetry`] (metrics,
 //!   logs). Certificates themselves are the `sigil-pki` crate;
 //! - process-wide: [`allocator`] (the global allocator a binary opts into)
@@ -36,6 +38,7 @@ pub mod identity;
 pub mod inbound;
 pub mod memory;
 pub mod outbound;
+pub mod route_path;
 pub mod state;
 pub mod supervisor;
 pub mod telemetry;

@@ -46,7 +46,7 @@ impl TrimPolicy {
 }
 
 /// Watch `open()` (the open inbound connections) and release free memory
-/// when a burst of them has closed (see [`BURST`]), until `stop` turns true.
+/// when a burst of them has closed (see `BURST`), until `stop` turns true.
 pub fn spawn_trimmer(open: Arc<dyn Fn() -> u64 + Send + Sync>, mut stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
         let mut policy = TrimPolicy::default();

@@ -442,7 +442,7 @@ fn bindings(
 
 /// Why a route `path` could never match a request, if it could not: a
 /// request's path holds no query, fragment, space or raw non-ASCII
-/// character, and routes match it normalised (see `state::route_path`).
+/// character, and routes match it normalised (see `route_path`).
 fn route_path_problem(path: &str) -> Option<String> {
     if let Some(c) = path
         .chars()
@@ -455,7 +455,7 @@ fn route_path_problem(path: &str) -> Option<String> {
         };
         return Some(format!("path holds {what}; it could never match"));
     }
-    let normal = crate::state::route_path(path);
+    let normal = crate::route_path::route_path(path);
     let trimmed = |p: &str| p.trim_end_matches('/').to_string();
     if trimmed(&normal) != trimmed(path) {
         return Some(format!(

@@ -271,7 +271,7 @@ async fn serve_inner(
     }
     // Routed as origins read it (`/x/../secret` is `/secret`); the worker
     // sees the path as sent.
-    let path = crate::state::route_path(req.uri().path()).into_owned();
+    let path = crate::route_path::route_path(req.uri().path()).into_owned();
     let Some(worker) = generation
         .router
         .find(&host, &path)
