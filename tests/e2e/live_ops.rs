@@ -513,8 +513,9 @@ async fn a_refused_reload_is_retried_when_the_missing_file_appears() {
     std::fs::write(d.join("next.toml"), format!("{head}{extra}")).unwrap();
     replace_file(&d.join("next.toml"), &manifest);
     sigil.logs_containing(&["reload refused", "x.wasm"], Duration::from_secs(10));
-    // Creating the module is the fix.
-    std::fs::copy(module("hello"), d.join("x.wasm")).unwrap();
+    // Creating the module is the fix (whole at once: a poll must not see
+    // half of it).
+    replace_file(Path::new(&module("hello")), &d.join("x.wasm"));
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

@@ -334,6 +334,12 @@ fn refused(
     message: String,
 ) -> Box<Served> {
     tracing::warn!(worker = %worker.name, request_id, ?kind, "{}", message.trim_end());
+    count_error(worker, kind);
+    Box::new((Some(worker.clone()), text(status, message)))
+}
+
+/// Count one failed request of `worker` in `sigil_worker_errors_total`.
+fn count_error(worker: &Worker, kind: WorkerErrorKind) {
     metrics()
         .worker_errors
         .get_or_create(&WorkerErrorLabels {
@@ -341,7 +347,6 @@ fn refused(
             kind,
         })
         .inc();
-    Box::new((Some(worker.clone()), text(status, message)))
 }
 
 /// Whether a request that arrived as `hop` may still pass through Sigil:
@@ -477,13 +482,7 @@ async fn run(worker: &Worker, request: WorkerRequest) -> Response<WorkerBody> {
         Err(e) => {
             let kind = e.kind();
             tracing::warn!(worker = %worker.name, request_id = %request_id, ?kind, "{e}");
-            metrics()
-                .worker_errors
-                .get_or_create(&WorkerErrorLabels {
-                    worker: worker.name.clone(),
-                    kind,
-                })
-                .inc();
+            count_error(worker, kind);
             text(e.status(), format!("{}\n", e.client_message(&request_id)))
         }
     }
