@@ -586,7 +586,7 @@ impl ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<(), VerifyFailure> {
-        if intermediates.len() > MAX_SENT_INTERMEDIATES.max(self.max_chain_depth - 1) {
+        if intermediates.len() > self.max_sent_intermediates() {
             return Err(VerifyFailure::ChainTooLong);
         }
         let error = match self.verify_with_webpki(leaf, intermediates, now) {
@@ -607,6 +607,12 @@ impl ClientVerifier {
         Err(failure)
     }
 
+    /// Most certificates a client may send besides its leaf (see
+    /// [`MAX_SENT_INTERMEDIATES`]): more only make path building search.
+    fn max_sent_intermediates(&self) -> usize {
+        MAX_SENT_INTERMEDIATES.max(self.max_chain_depth - 1)
+    }
+
     /// The intermediates of the path `chain` (leaf first) verifies through
     /// now, the leaf's issuer first — not what the client sent, which may
     /// add certificates or order them otherwise — or `None` when it does
@@ -616,7 +622,7 @@ impl ClientVerifier {
         chain: &[CertificateDer<'_>],
     ) -> Option<Vec<CertificateDer<'static>>> {
         let (leaf, intermediates) = chain.split_first()?;
-        if intermediates.len() > MAX_SENT_INTERMEDIATES.max(self.max_chain_depth - 1) {
+        if intermediates.len() > self.max_sent_intermediates() {
             return None;
         }
         self.verify_with_webpki(leaf, intermediates, UnixTime::now())

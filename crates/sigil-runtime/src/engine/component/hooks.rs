@@ -42,15 +42,11 @@ pub struct ComponentHooks {
 /// whole in its error but the server log does not.
 const LOGGED_CAUSE: usize = 1024;
 
-/// Log a failed outgoing request of `call`, its cause cut to
+/// Log a failed outgoing request of `worker`, its cause cut to
 /// [`LOGGED_CAUSE`] bytes and escaped.
-fn log_failure(call: &CallContext, e: &FetchError) {
+fn log_failure(worker: &str, request_id: &str, e: &FetchError) {
     let cause = crate::engine::output::clean_line_within(&e.to_string(), LOGGED_CAUSE);
-    tracing::warn!(
-        worker = &*call.worker,
-        request_id = &*call.request_id,
-        "subrequest failed: {cause}"
-    );
+    tracing::warn!(worker, request_id, "subrequest failed: {cause}");
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -119,7 +115,7 @@ impl ComponentHooks {
     fn refuse(&mut self, e: &FetchError) -> HttpError {
         if self.logged < self.call.limits.subrequests.max(1) {
             self.logged += 1;
-            log_failure(&self.call, e);
+            log_failure(&self.call.worker, &self.call.request_id, e);
         }
         error_code(&self.call.worker, e)
     }
@@ -169,16 +165,16 @@ impl WasiHttpHooks for ComponentHooks {
             Err(e) => Err(self.refuse(&e)),
         };
         // One line per started request at most: they are within the limit.
-        let call = self.call.clone();
+        let worker = self.call.worker.clone();
+        let request_id = self.call.request_id.clone();
         Box::new(async move {
             let response = match started?.await {
                 Ok(response) => response,
                 Err(e) => {
-                    log_failure(&call, &e);
-                    return Err(error_code(&call.worker, &e));
+                    log_failure(&worker, &request_id, &e);
+                    return Err(error_code(&worker, &e));
                 }
             };
-            let worker = call.worker;
             let response = response.map(move |body| {
                 Coalesced::new(body)
                     .map_err(move |e| body_error(&worker, e))
